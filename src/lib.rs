@@ -1,0 +1,9 @@
+//! Glow (Kingma & Dhariwal 2018) inference: an exact CPU reference and WGSL compute
+//! kernels on wgpu, natively and in the browser. See docs/FORMAT.md for the model files.
+
+pub mod error;
+pub mod model;
+pub mod reference;
+
+pub use error::{GlowError, Result};
+pub use model::Model;
