@@ -1,9 +1,13 @@
 //! Glow (Kingma & Dhariwal 2018) inference: an exact CPU reference and WGSL compute
 //! kernels on wgpu, natively and in the browser. See docs/FORMAT.md for the model files.
 
+pub mod engine;
 pub mod error;
+pub mod gpu;
 pub mod model;
 pub mod reference;
 
 pub use error::{GlowError, Result};
+pub use engine::Glow;
+pub use gpu::GpuContext;
 pub use model::Model;

@@ -1,0 +1,111 @@
+// Convolution as implicit GEMM: rows are output pixels (batch * h * w), columns are
+// output channels, the inner dimension is (tap, input channel). Each thread keeps a
+// 4 x 4 block of outputs in registers (register tiling wins on CPU adapters, where
+// barrier-heavy shared-memory tiling loses), so a workgroup of 8 x 8 threads covers
+// 32 pixels x 32 channels. Zero padding; OpenAI's edge channel is folded into a bias
+// table indexed by the pixel's border class. Bias, edge table and relu are fused.
+//
+// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
+
+struct Conv2dParams {
+    batch: u32,
+    h: u32,
+    w: u32,
+    cin: u32,
+    cout: u32,
+    in_stride: u32,
+    in_offset: u32,
+    out_stride: u32,
+    out_offset: u32,
+    m: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> edge: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(1) @binding(0) var<uniform> params: Conv2dParams;
+
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+const RADIUS: i32 = i32(KSIZE / 2u);
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let co0 = gid.x * TN;
+    let m0 = gid.y * TM;
+    if (co0 >= params.cout || m0 >= params.m) {
+        return;
+    }
+    let hw = params.h * params.w;
+    var py: array<i32, 4>;
+    var px: array<i32, 4>;
+    var pimg: array<u32, 4>;
+    for (var r = 0u; r < TM; r++) {
+        let m = min(m0 + r, params.m - 1u);
+        pimg[r] = m / hw;
+        let rem = m % hw;
+        py[r] = i32(rem / params.w);
+        px[r] = i32(rem % params.w);
+    }
+    var acc: array<vec4<f32>, 4>;
+    for (var ky = 0; ky < i32(KSIZE); ky++) {
+        for (var kx = 0; kx < i32(KSIZE); kx++) {
+            // Where each of the 4 rows reads this tap, and whether it is inside.
+            var base: array<u32, 4>;
+            var inside: array<bool, 4>;
+            for (var r = 0u; r < TM; r++) {
+                let yy = py[r] + ky - RADIUS;
+                let xx = px[r] + kx - RADIUS;
+                inside[r] = yy >= 0 && yy < i32(params.h) && xx >= 0 && xx < i32(params.w);
+                let pix = (pimg[r] * params.h + u32(max(yy, 0))) * params.w + u32(max(xx, 0));
+                base[r] = pix * params.in_stride + params.in_offset;
+            }
+            let tap = u32(ky) * KSIZE + u32(kx);
+            for (var ci = 0u; ci < params.cin; ci++) {
+                let wrow = (tap * params.cin + ci) * params.cout + co0;
+                var wv = vec4<f32>(0.0);
+                for (var c = 0u; c < TN; c++) {
+                    if (co0 + c < params.cout) {
+                        wv[c] = weight[wrow + c];
+                    }
+                }
+                for (var r = 0u; r < TM; r++) {
+                    if (inside[r]) {
+                        acc[r] += input[base[r] + ci] * wv;
+                    }
+                }
+            }
+        }
+    }
+    for (var r = 0u; r < TM; r++) {
+        let m = m0 + r;
+        if (m >= params.m) {
+            break;
+        }
+        var border = 0u;
+        if (EDGE) {
+            let y = u32(py[r]);
+            let x = u32(px[r]);
+            border = select(0u, 1u, y == 0u) | select(0u, 2u, y + 1u == params.h)
+                  | select(0u, 4u, x == 0u) | select(0u, 8u, x + 1u == params.w);
+        }
+        for (var c = 0u; c < TN; c++) {
+            let co = co0 + c;
+            if (co >= params.cout) {
+                break;
+            }
+            var v = acc[r][c] + bias[co];
+            if (EDGE) {
+                v += edge[border * params.cout + co];
+            }
+            if (RELU) {
+                v = max(v, 0.0);
+            }
+            output[m * params.out_stride + params.out_offset + co] = v;
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! The GPU engine: a static plan for one model at one batch size. Every pipeline,
+//! buffer and bind group is made in `Glow::new`; a call only writes its inputs, records
+//! one command buffer with one compute pass, and reads back once.
+
+use crate::error::{GlowError, Result};
+use crate::gpu::kernels::*;
+use crate::gpu::GpuContext;
+use crate::model::fold::Conv;
+use crate::model::{Coupling, FoldedModel, Model};
+use crate::reference::{self, Encoded};
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+/// One recorded dispatch.
+struct Op {
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    storage: wgpu::BindGroup,
+    uniforms: wgpu::BindGroup,
+    groups: (u32, u32, u32),
+}
+
+/// A dispatch waiting for the uniform buffer to exist.
+struct PendingOp {
+    label: String,
+    key: KernelKey,
+    buffers: Vec<wgpu::Buffer>,
+    params: (u64, u64),
+    uses_call: bool,
+    groups: (u32, u32, u32),
+}
+
+/// The folded weights of one conv on the GPU.
+struct ConvBuffers {
+    conv: Conv,
+    weight: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    edge: wgpu::Buffer,
+}
+
+struct Buffers {
+    image_in: wgpu::Buffer,
+    image_out: wgpu::Buffer,
+    x: wgpu::Buffer,
+    state: [wgpu::Buffer; 2],
+    h1: wgpu::Buffer,
+    h2: wgpu::Buffer,
+    h3: wgpu::Buffer,
+    eps: wgpu::Buffer,
+    terms: wgpu::Buffer,
+    acc: wgpu::Buffer,
+    top: wgpu::Buffer,
+    call: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
+/// What a decode reads back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Rgba,
+    X,
+}
+
+pub struct Glow {
+    ctx: Arc<GpuContext>,
+    model: FoldedModel,
+    batch: usize,
+    buffers: Buffers,
+    encode_ops: Vec<Op>,
+    decode_ops: Vec<Op>,
+    rng_op: Op,
+    /// Display output floors to n_bits levels when set (OpenAI's bit-exact images).
+    pub quantize_output: bool,
+}
+
+struct Builder<'a> {
+    ctx: &'a GpuContext,
+    kernels: KernelCache,
+    params: Vec<u8>,
+    align: usize,
+    pending: Vec<PendingOp>,
+}
+
+impl<'a> Builder<'a> {
+    fn push<P: bytemuck::Pod>(&mut self, label: String, key: KernelKey, buffers: Vec<wgpu::Buffer>, p: P, uses_call: bool, groups: (u32, u32, u32)) {
+        let off = self.params.len();
+        let bytes = bytemuck::bytes_of(&p);
+        self.params.extend_from_slice(bytes);
+        let padded = self.params.len().div_ceil(self.align) * self.align;
+        self.params.resize(padded, 0);
+        self.pending.push(PendingOp { label, key, buffers, params: (off as u64, bytes.len() as u64), uses_call, groups });
+    }
+
+    fn conv(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize) {
+        let c = &cb.conv;
+        let m = batch * h * w;
+        let key = KernelKey::Conv2d { ksize: c.ksize as u32, relu: c.relu, edge: c.edge.is_some() };
+        let p = Conv2dParams {
+            batch: batch as u32,
+            h: h as u32,
+            w: w as u32,
+            cin: c.cin as u32,
+            cout: c.cout as u32,
+            in_stride: in_stride as u32,
+            in_offset: 0,
+            out_stride: out_stride as u32,
+            out_offset: 0,
+            m: m as u32,
+            _pad: [0; 2],
+        };
+        let groups = (c.cout.div_ceil(32) as u32, m.div_ceil(32) as u32, 1);
+        let bufs = vec![input.clone(), cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
+        self.push(label, key, bufs, p, false, groups);
+    }
+
+    fn finish(mut self, call: &wgpu::Buffer) -> (Vec<Op>, wgpu::Buffer, KernelCache) {
+        let device = &self.ctx.device;
+        if self.params.is_empty() {
+            self.params.resize(self.align, 0);
+        }
+        let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &self.params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut ops = Vec::new();
+        for p in self.pending {
+            let k = self.kernels.get(device, p.key);
+            let entries: Vec<wgpu::BindGroupEntry> = p
+                .buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+                .collect();
+            let storage = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("{}/storage", p.label)),
+                layout: &k.storage_layout,
+                entries: &entries,
+            });
+            // The rng kernel's only uniform is the call values.
+            let mut u = if p.key == KernelKey::Rng { Vec::new() } else { vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniforms,
+                    offset: p.params.0,
+                    size: wgpu::BufferSize::new(p.params.1),
+                }),
+            }] };
+            if p.uses_call {
+                u.push(wgpu::BindGroupEntry { binding: u.len() as u32, resource: call.as_entire_binding() });
+            }
+            let ub = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("{}/uniforms", p.label)),
+                layout: &k.uniform_layout,
+                entries: &u,
+            });
+            ops.push(Op { label: p.label, pipeline: k.pipeline.clone(), storage, uniforms: ub, groups: p.groups });
+        }
+        (ops, uniforms, self.kernels)
+    }
+}
+
+fn storage(device: &wgpu::Device, label: &str, floats: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (floats.max(4) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+fn init(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
+    let mut v = data.to_vec();
+    if v.is_empty() {
+        v.push(0.0);
+    }
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::cast_slice(&v),
+        usage: wgpu::BufferUsages::STORAGE,
+    })
+}
+
+impl Glow {
+    /// Builds the static plan for `model` at `batch` images per dispatch.
+    pub async fn new(ctx: Arc<GpuContext>, model: &Model, batch: usize) -> Result<Self> {
+        if batch == 0 || batch > 1024 {
+            return Err(GlowError::Input(format!("batch {batch} must be 1..=1024")));
+        }
+        let fm = model.folded.clone();
+        let cfg = &fm.config;
+        let d = fm.dim();
+        let hw = (cfg.image.height * cfg.image.width) as usize;
+        let width = cfg.width as usize;
+        let s0 = fm.levels[0].shape;
+        let hmax = batch * s0.pixels() * width;
+        let largest = (batch * d).max(hmax) as u64 * 4;
+        let limit = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
+        if largest > limit {
+            return Err(GlowError::Gpu(format!(
+                "batch {batch} needs a {largest}-byte buffer, the adapter allows {limit}: use a smaller batch"
+            )));
+        }
+        let device = &ctx.device;
+        let call = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("call"),
+            size: std::mem::size_of::<CallParams>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let buffers = Buffers {
+            image_in: storage(device, "image_in", batch * hw),
+            image_out: storage(device, "image_out", batch * hw),
+            x: storage(device, "x", batch * d),
+            state: [storage(device, "state0", batch * d), storage(device, "state1", batch * d)],
+            h1: storage(device, "h1", hmax),
+            h2: storage(device, "h2", hmax),
+            h3: storage(device, "h3", batch * d),
+            eps: storage(device, "eps", batch * d),
+            terms: storage(device, "terms", batch * d),
+            acc: storage(device, "acc", batch),
+            top: init(device, "top_prior", &fm.top),
+            call: call.clone(),
+            staging: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: ((batch * d).max(batch * hw) * 4 + 256) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        let dummy = init(device, "no_edge", &[0.0; 4]);
+        let upload = |label: &str, c: &Conv| ConvBuffers {
+            conv: c.clone(),
+            weight: init(device, &format!("{label}.weight"), &c.weight),
+            bias: init(device, &format!("{label}.bias"), &c.bias),
+            edge: c.edge.as_ref().map_or_else(|| dummy.clone(), |e| init(device, &format!("{label}.edge"), e)),
+        };
+        // Weights on the GPU, per level: per step (forward, inverse, f1, f2, f3), and the prior.
+        let mut steps = Vec::new();
+        let mut priors = Vec::new();
+        for (l, lev) in fm.levels.iter().enumerate() {
+            let mut v = Vec::new();
+            for (k, s) in lev.steps.iter().enumerate() {
+                let p = format!("L{l}/S{k}");
+                v.push([
+                    upload(&format!("{p}/affine"), &s.forward),
+                    upload(&format!("{p}/affine_inv"), &s.inverse),
+                    upload(&format!("{p}/f1"), &s.f1),
+                    upload(&format!("{p}/f2"), &s.f2),
+                    upload(&format!("{p}/f3"), &s.f3),
+                ]);
+            }
+            steps.push(v);
+            priors.push(lev.prior.as_ref().map(|c| upload(&format!("L{l}/prior"), c)));
+        }
+
+        let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
+        let affine = cfg.coupling == Coupling::Affine;
+        let c0 = cfg.image.channels as usize;
+        let b = &buffers;
+        let nl = fm.levels.len();
+
+        // ---- encode ----
+        let mut eb = Builder { ctx: &ctx, kernels: KernelCache::default(), params: Vec::new(), align, pending: Vec::new() };
+        let img = ImageParams { pixels: (batch * hw) as u32, channels: c0 as u32, n_bits: cfg.n_bits, _pad: 0 };
+        eb.push("image_in".into(), KernelKey::ImageIn, vec![b.image_in.clone(), b.x.clone()], img, false, elementwise_groups(batch * hw));
+        let mut prev = b.x.clone();
+        let (mut prev_stride, mut prev_c) = (c0, c0);
+        let mut cur = 0;
+        for (l, lev) in fm.levels.iter().enumerate() {
+            let s = lev.shape;
+            let (p, c) = (s.pixels(), s.c);
+            let dst = b.state[cur].clone();
+            let sq = SqueezeParams {
+                count: (batch * p * c) as u32,
+                h: s.h as u32,
+                w: s.w as u32,
+                c: prev_c as u32,
+                stride: prev_stride as u32,
+                offset: 0,
+                _pad: [0; 2],
+            };
+            eb.push(format!("L{l}/squeeze"), KernelKey::Squeeze { unsqueeze: false }, vec![prev.clone(), dst], sq, false, elementwise_groups(batch * p * c));
+            for (k, w) in steps[l].iter().enumerate() {
+                let n = format!("L{l}/S{k}");
+                eb.conv(format!("{n}/affine"), &w[0], batch, s.h, s.w, &b.state[cur], c, &b.state[1 - cur], c);
+                cur = 1 - cur;
+                Self::coupling_ops(&mut eb, &n, w, batch, s.h, s.w, c, width, &b.state[cur], b, affine, false);
+            }
+            let cz = if l + 1 < nl { c / 2 } else { c };
+            let (hbuf, h_stride) = match &priors[l] {
+                Some(pw) => {
+                    eb.conv(format!("L{l}/prior"), pw, batch, s.h, s.w, &b.state[cur], c, &b.h3, c);
+                    (b.h3.clone(), p * 2 * cz)
+                }
+                None => (b.top.clone(), 0),
+            };
+            let pp = PriorParams {
+                count: (batch * p * cz) as u32,
+                pixels: p as u32,
+                cz: cz as u32,
+                z_stride: c as u32,
+                z_offset: (c - cz) as u32,
+                h_image_stride: h_stride as u32,
+                eps_offset: s.eps_offset as u32,
+                eps_image_stride: d as u32,
+                level: l as u32,
+                _pad: [0; 3],
+            };
+            eb.push(format!("L{l}/prior_standardize"), KernelKey::Prior { reverse: false }, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, true, elementwise_groups(batch * p * cz));
+            eb.push(format!("L{l}/prior_sum"), KernelKey::Reduce, vec![b.terms.clone(), b.acc.clone()], ReduceParams { n: (p * cz) as u32, _pad: [0; 3] }, false, (batch as u32, 1, 1));
+            prev = b.state[cur].clone();
+            prev_stride = c;
+            prev_c = c / 2;
+            cur = 1 - cur;
+        }
+        let (encode_ops, _u1, kernels) = eb.finish(&call);
+
+        // ---- decode ----
+        let mut db = Builder { ctx: &ctx, kernels, params: Vec::new(), align, pending: Vec::new() };
+        db.push("rng".into(), KernelKey::Rng, vec![b.eps.clone()], ReduceParams::default(), true, elementwise_groups(batch * d));
+        let mut cur = 0;
+        for l in (0..nl).rev() {
+            let lev = &fm.levels[l];
+            let s = lev.shape;
+            let (p, c) = (s.pixels(), s.c);
+            let cz = if l + 1 < nl { c / 2 } else { c };
+            let (hbuf, h_stride) = match &priors[l] {
+                None => (b.top.clone(), 0),
+                Some(pw) => {
+                    let sb = fm.levels[l + 1].shape;
+                    let un = SqueezeParams {
+                        count: (batch * sb.pixels() * sb.c) as u32,
+                        h: sb.h as u32,
+                        w: sb.w as u32,
+                        c: (sb.c / 4) as u32,
+                        stride: c as u32,
+                        offset: 0,
+                        _pad: [0; 2],
+                    };
+                    db.push(format!("L{l}/unsqueeze"), KernelKey::Squeeze { unsqueeze: true }, vec![b.state[cur].clone(), b.state[1 - cur].clone()], un, false, elementwise_groups(batch * sb.pixels() * sb.c));
+                    cur = 1 - cur;
+                    db.conv(format!("L{l}/prior"), pw, batch, s.h, s.w, &b.state[cur], c, &b.h3, c);
+                    (b.h3.clone(), p * 2 * cz)
+                }
+            };
+            let pp = PriorParams {
+                count: (batch * p * cz) as u32,
+                pixels: p as u32,
+                cz: cz as u32,
+                z_stride: c as u32,
+                z_offset: (c - cz) as u32,
+                h_image_stride: h_stride as u32,
+                eps_offset: s.eps_offset as u32,
+                eps_image_stride: d as u32,
+                level: l as u32,
+                _pad: [0; 3],
+            };
+            db.push(format!("L{l}/prior_sample"), KernelKey::Prior { reverse: true }, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, true, elementwise_groups(batch * p * cz));
+            for (k, w) in steps[l].iter().enumerate().rev() {
+                let n = format!("L{l}/S{k}");
+                Self::coupling_ops(&mut db, &n, w, batch, s.h, s.w, c, width, &b.state[cur], b, affine, true);
+                db.conv(format!("{n}/affine_inv"), &w[1], batch, s.h, s.w, &b.state[cur], c, &b.state[1 - cur], c);
+                cur = 1 - cur;
+            }
+        }
+        let un = SqueezeParams {
+            count: (batch * s0.pixels() * s0.c) as u32,
+            h: s0.h as u32,
+            w: s0.w as u32,
+            c: c0 as u32,
+            stride: c0 as u32,
+            offset: 0,
+            _pad: [0; 2],
+        };
+        db.push("L0/unsqueeze_image".into(), KernelKey::Squeeze { unsqueeze: true }, vec![b.state[cur].clone(), b.x.clone()], un, false, elementwise_groups(batch * s0.pixels() * s0.c));
+        db.push("image_out".into(), KernelKey::ImageOut, vec![b.x.clone(), b.image_out.clone()], img, true, elementwise_groups(batch * hw));
+        let (mut decode_ops, _u2, _k) = db.finish(&call);
+        let rng_op = decode_ops.remove(0);
+        Ok(Glow { ctx: ctx.clone(), model: fm, batch, buffers, encode_ops, decode_ops, rng_op, quantize_output: false })
+    }
+}
+
+impl Glow {
+    /// The coupling net f(z1) and the combine into z2, both directions.
+    #[allow(clippy::too_many_arguments)]
+    fn coupling_ops(bld: &mut Builder, name: &str, w: &[ConvBuffers; 5], batch: usize, h: usize, wd: usize, c: usize, width: usize, state: &wgpu::Buffer, b: &Buffers, affine: bool, reverse: bool) {
+        bld.conv(format!("{name}/f1"), &w[2], batch, h, wd, state, c, &b.h1, width);
+        bld.conv(format!("{name}/f2"), &w[3], batch, h, wd, &b.h1, width, &b.h2, width);
+        let cf = w[4].conv.cout;
+        bld.conv(format!("{name}/f3"), &w[4], batch, h, wd, &b.h2, width, &b.h3, cf);
+        let half = c / 2;
+        let count = batch * h * wd * half;
+        let p = CouplingParams { count: count as u32, c: c as u32, half: half as u32, _pad: 0 };
+        bld.push(format!("{name}/coupling"), KernelKey::Coupling { affine, reverse }, vec![state.clone(), b.h3.clone(), b.terms.clone()], p, false, elementwise_groups(count));
+        if affine && !reverse {
+            bld.push(format!("{name}/logdet_sum"), KernelKey::Reduce, vec![b.terms.clone(), b.acc.clone()], ReduceParams { n: (h * wd * half) as u32, _pad: [0; 3] }, false, (batch as u32, 1, 1));
+        }
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    pub fn model(&self) -> &FoldedModel {
+        &self.model
+    }
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+    pub fn adapter_info(&self) -> String {
+        self.ctx.adapter_description()
+    }
+    /// Number of dispatches in one encode and one decode (for benchmarks and tests).
+    pub fn dispatch_counts(&self) -> (usize, usize) {
+        (self.encode_ops.len(), self.decode_ops.len())
+    }
+
+    fn write_call(&self, seed: u32, base: u32, temps: &[f32]) {
+        let mut t = [0f32; 8];
+        for (d, s) in t.iter_mut().zip(temps) {
+            *d = *s;
+        }
+        let call = CallParams {
+            seed,
+            count: (self.batch * self.model.dim()) as u32,
+            base,
+            quantize: self.quantize_output as u32,
+            temps: t,
+        };
+        self.ctx.queue.write_buffer(&self.buffers.call, 0, bytemuck::bytes_of(&call));
+    }
+
+    fn record(&self, ops: &[&Op], copies: &[(&wgpu::Buffer, u64, u64)], clear_acc: bool) -> wgpu::CommandBuffer {
+        let mut enc = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("glow") });
+        if clear_acc {
+            enc.clear_buffer(&self.buffers.acc, 0, None);
+        }
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("glow"), timestamp_writes: None });
+            for op in ops {
+                let _ = &op.label;
+                pass.set_pipeline(&op.pipeline);
+                pass.set_bind_group(0, &op.storage, &[]);
+                pass.set_bind_group(1, &op.uniforms, &[]);
+                pass.dispatch_workgroups(op.groups.0, op.groups.1, op.groups.2);
+            }
+        }
+        for (src, dst_off, size) in copies {
+            enc.copy_buffer_to_buffer(src, 0, &self.buffers.staging, *dst_off, *size);
+        }
+        enc.finish()
+    }
+
+    fn check_n(&self, n: usize, what: &str) -> Result<()> {
+        if n == 0 {
+            return Err(GlowError::Input(format!("{what}: no images given")));
+        }
+        Ok(())
+    }
+
+    /// Encodes RGBA8 images (`n * H * W * 4` bytes) to eps and bits/dim.
+    pub async fn encode(&self, rgba: &[u8], n: usize) -> Result<Encoded> {
+        self.check_n(n, "encode")?;
+        let hw = self.model.config.image.height as usize * self.model.config.image.width as usize;
+        if rgba.len() != n * hw * 4 {
+            return Err(GlowError::Image(format!(
+                "expected {n} RGBA images of {}x{} ({} bytes), got {} bytes",
+                self.model.config.image.width,
+                self.model.config.image.height,
+                n * hw * 4,
+                rgba.len()
+            )));
+        }
+        let d = self.model.dim();
+        let mut eps = Vec::with_capacity(n * d);
+        let mut logp_plus = Vec::with_capacity(n);
+        for start in (0..n).step_by(self.batch) {
+            let k = (n - start).min(self.batch);
+            let mut chunk = vec![0u8; self.batch * hw * 4];
+            chunk[..k * hw * 4].copy_from_slice(&rgba[start * hw * 4..(start + k) * hw * 4]);
+            self.ctx.queue.write_buffer(&self.buffers.image_in, 0, &chunk);
+            self.write_call(0, 0, &[1.0; 8]);
+            let eps_bytes = (k * d * 4) as u64;
+            let acc_off = eps_bytes.div_ceil(256) * 256;
+            let ops: Vec<&Op> = self.encode_ops.iter().collect();
+            let cb = self.record(&ops, &[(&self.buffers.eps, 0, eps_bytes), (&self.buffers.acc, acc_off, (k * 4) as u64)], true);
+            self.ctx.queue.submit([cb]);
+            let bytes = self.ctx.read_back(&self.buffers.staging, acc_off + (k * 4) as u64).await?;
+            eps.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes[..eps_bytes as usize]));
+            logp_plus.extend(bytemuck::pod_collect_to_vec::<u8, f32>(&bytes[acc_off as usize..]).iter().map(|&v| v as f64));
+        }
+        // acc holds the prior log-density plus (affine) the data-dependent logdet. The
+        // split between the two is not needed for bits/dim; report it as logp.
+        let logdet = vec![self.model.logdet_const; n];
+        Ok(reference::finish(&self.model, logdet, logp_plus, eps))
+    }
+
+    async fn run_decode(&self, eps: Option<&[f32]>, seed: u32, n: usize, temps: &[f32], out: Output) -> Result<Vec<u8>> {
+        self.check_n(n, "decode")?;
+        let cfg = &self.model.config;
+        let d = self.model.dim();
+        let hw = (cfg.image.height * cfg.image.width) as usize;
+        if temps.len() != cfg.levels as usize {
+            return Err(GlowError::Input(format!("{} temperatures for {} levels", temps.len(), cfg.levels)));
+        }
+        if let Some(e) = eps {
+            if e.len() != n * d {
+                return Err(GlowError::Input(format!("eps has {} values, expected {n} x {d}", e.len())));
+            }
+            if let Some(i) = e.iter().position(|v| !v.is_finite()) {
+                return Err(GlowError::Input(format!("eps value at index {i} is not finite")));
+            }
+        }
+        let per_image = match out {
+            Output::Rgba => hw * 4,
+            Output::X => d * 4,
+        };
+        let mut result = Vec::with_capacity(n * per_image);
+        for start in (0..n).step_by(self.batch) {
+            let k = (n - start).min(self.batch);
+            let mut ops: Vec<&Op> = Vec::new();
+            match eps {
+                Some(e) => {
+                    let mut chunk = vec![0f32; self.batch * d];
+                    chunk[..k * d].copy_from_slice(&e[start * d..(start + k) * d]);
+                    self.ctx.queue.write_buffer(&self.buffers.eps, 0, bytemuck::cast_slice(&chunk));
+                }
+                None => ops.push(&self.rng_op),
+            }
+            self.write_call(seed, (start * d) as u32, temps);
+            ops.extend(self.decode_ops.iter());
+            let (src, size) = match out {
+                Output::Rgba => (&self.buffers.image_out, (k * hw * 4) as u64),
+                Output::X => (&self.buffers.x, (k * d * 4) as u64),
+            };
+            let cb = self.record(&ops, &[(src, 0, size)], false);
+            self.ctx.queue.submit([cb]);
+            result.extend(self.ctx.read_back(&self.buffers.staging, size).await?);
+        }
+        Ok(result)
+    }
+
+    /// Decodes eps (`n * dim` values) at per-level temperatures to RGBA8 images.
+    pub async fn decode(&self, eps: &[f32], n: usize, temps: &[f32]) -> Result<Vec<u8>> {
+        self.run_decode(Some(eps), 0, n, temps, Output::Rgba).await
+    }
+
+    /// Decodes to the model's continuous output values (`n * H * W * channels`).
+    pub async fn decode_x(&self, eps: &[f32], n: usize, temps: &[f32]) -> Result<Vec<f32>> {
+        let bytes = self.run_decode(Some(eps), 0, n, temps, Output::X).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Samples `n` images: eps drawn on the GPU from `seed`, then decoded.
+    pub async fn sample(&self, n: usize, temps: &[f32], seed: u32) -> Result<Vec<u8>> {
+        self.run_decode(None, seed, n, temps, Output::Rgba).await
+    }
+
+    pub async fn sample_x(&self, n: usize, temps: &[f32], seed: u32) -> Result<Vec<f32>> {
+        let bytes = self.run_decode(None, seed, n, temps, Output::X).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}

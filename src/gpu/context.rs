@@ -1,0 +1,71 @@
+//! Device creation and readback; knows nothing of Glow.
+
+use crate::error::{GlowError, Result};
+
+/// An adapter, device and queue, shareable by several models (the browser widget
+/// shares one between every element on a page).
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+impl GpuContext {
+    /// Picks the default adapter (lavapipe on machines without a GPU, the browser's
+    /// WebGPU adapter on the web) and asks for its own limits.
+    pub async fn new() -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| GlowError::Gpu(format!("no GPU adapter available: {e}")))?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("glow"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GlowError::Gpu(format!("could not open the GPU device: {e}")))?;
+        Ok(GpuContext { device, queue, info, limits })
+    }
+
+    pub fn adapter_description(&self) -> String {
+        let i = &self.info;
+        format!("{} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
+            .replace("  ", " ")
+    }
+
+    /// Copies `size` bytes of `src` into a mappable staging buffer and reads them back.
+    pub async fn read_back(&self, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+        let slice = staging.slice(..size);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GlowError::Gpu(format!("device poll failed: {e}")))?;
+        rx.await
+            .map_err(|_| GlowError::Gpu("readback was cancelled".into()))?
+            .map_err(|e| GlowError::Gpu(format!("readback failed: {e}")))?;
+        let bytes = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| GlowError::Gpu(format!("could not map the readback buffer: {e}")))?;
+            view.to_vec()
+        };
+        staging.unmap();
+        Ok(bytes)
+    }
+}

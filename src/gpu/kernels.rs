@@ -1,0 +1,294 @@
+//! The WGSL kernels: one file each in `shaders/`, specialised by a generated const
+//! header, compiled once per `KernelKey` and cached. Knows nothing of Glow beyond the
+//! kernels' own parameter structs.
+
+use bytemuck::{Pod, Zeroable};
+use std::collections::HashMap;
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// Everything that changes a kernel's code (never shapes: those are uniforms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelKey {
+    Conv2d { ksize: u32, relu: bool, edge: bool },
+    Coupling { affine: bool, reverse: bool },
+    Squeeze { unsqueeze: bool },
+    Prior { reverse: bool },
+    Reduce,
+    ImageIn,
+    ImageOut,
+    Rng,
+}
+
+/// How a binding is used: a read-only or read-write storage buffer, or a uniform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+    Uniform,
+}
+
+impl KernelKey {
+    pub fn file(&self) -> &'static str {
+        match self {
+            KernelKey::Conv2d { .. } => include_str!("../../shaders/conv2d.wgsl"),
+            KernelKey::Coupling { .. } => include_str!("../../shaders/coupling.wgsl"),
+            KernelKey::Squeeze { .. } => include_str!("../../shaders/squeeze.wgsl"),
+            KernelKey::Prior { .. } => include_str!("../../shaders/prior.wgsl"),
+            KernelKey::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            KernelKey::ImageIn => include_str!("../../shaders/image_in.wgsl"),
+            KernelKey::ImageOut => include_str!("../../shaders/image_out.wgsl"),
+            KernelKey::Rng => include_str!("../../shaders/rng.wgsl"),
+        }
+    }
+
+    /// The generated const lines that specialise the kernel.
+    pub fn header(&self) -> String {
+        match *self {
+            KernelKey::Conv2d { ksize, relu, edge } => {
+                format!("const KSIZE: u32 = {ksize}u;\nconst RELU: bool = {relu};\nconst EDGE: bool = {edge};\n")
+            }
+            KernelKey::Coupling { affine, reverse } => {
+                format!("const AFFINE: bool = {affine};\nconst REVERSE: bool = {reverse};\n")
+            }
+            KernelKey::Squeeze { unsqueeze } => format!("const UNSQUEEZE: bool = {unsqueeze};\n"),
+            KernelKey::Prior { reverse } => format!("const REVERSE: bool = {reverse};\n"),
+            _ => String::new(),
+        }
+    }
+
+    /// The full WGSL source: const header, common helpers, kernel file.
+    pub fn source(&self) -> String {
+        format!("// {}\n{}{}\n{}", self.label(), self.header(), COMMON, self.file())
+    }
+
+    /// Group 0 bindings (storage) then group 1 bindings (uniforms), in binding order.
+    pub fn bindings(&self) -> (&'static [Access], &'static [Access]) {
+        use Access::*;
+        match self {
+            KernelKey::Conv2d { .. } => (&[Read, Read, Read, Read, ReadWrite], &[Uniform]),
+            KernelKey::Coupling { .. } => (&[ReadWrite, Read, ReadWrite], &[Uniform]),
+            KernelKey::Squeeze { .. } => (&[Read, ReadWrite], &[Uniform]),
+            KernelKey::Prior { .. } => (&[ReadWrite, Read, ReadWrite, ReadWrite], &[Uniform, Uniform]),
+            KernelKey::Reduce => (&[Read, ReadWrite], &[Uniform]),
+            KernelKey::ImageIn => (&[Read, ReadWrite], &[Uniform]),
+            KernelKey::ImageOut => (&[Read, ReadWrite], &[Uniform, Uniform]),
+            KernelKey::Rng => (&[ReadWrite], &[Uniform]),
+        }
+    }
+
+    /// `conv2d|k3|relu|edge`, used in labels and error messages.
+    pub fn label(&self) -> String {
+        match *self {
+            KernelKey::Conv2d { ksize, relu, edge } => {
+                format!("conv2d|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
+            }
+            KernelKey::Coupling { affine, reverse } => format!(
+                "coupling|{}|{}",
+                if affine { "affine" } else { "additive" },
+                if reverse { "reverse" } else { "forward" }
+            ),
+            KernelKey::Squeeze { unsqueeze } => if unsqueeze { "unsqueeze" } else { "squeeze" }.into(),
+            KernelKey::Prior { reverse } => if reverse { "prior|sample" } else { "prior|standardize" }.into(),
+            KernelKey::Reduce => "reduce".into(),
+            KernelKey::ImageIn => "image_in".into(),
+            KernelKey::ImageOut => "image_out".into(),
+            KernelKey::Rng => "rng".into(),
+        }
+    }
+
+    pub fn all_variants() -> Vec<KernelKey> {
+        let mut v = Vec::new();
+        for ksize in [1, 3] {
+            for relu in [false, true] {
+                for edge in [false, true] {
+                    v.push(KernelKey::Conv2d { ksize, relu, edge });
+                }
+            }
+        }
+        for affine in [false, true] {
+            for reverse in [false, true] {
+                v.push(KernelKey::Coupling { affine, reverse });
+            }
+        }
+        for b in [false, true] {
+            v.push(KernelKey::Squeeze { unsqueeze: b });
+            v.push(KernelKey::Prior { reverse: b });
+        }
+        v.extend([KernelKey::Reduce, KernelKey::ImageIn, KernelKey::ImageOut, KernelKey::Rng]);
+        v
+    }
+}
+
+/// A compiled kernel with its explicit bind group layouts.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub storage_layout: wgpu::BindGroupLayout,
+    pub uniform_layout: wgpu::BindGroupLayout,
+}
+
+/// Pipelines deduplicated by key.
+#[derive(Default)]
+pub struct KernelCache {
+    kernels: HashMap<KernelKey, Kernel>,
+}
+
+fn layout(device: &wgpu::Device, label: &str, access: &[Access]) -> wgpu::BindGroupLayout {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = access
+        .iter()
+        .enumerate()
+        .map(|(i, a)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: match a {
+                Access::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                _ => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            },
+            count: None,
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+}
+
+impl KernelCache {
+    pub fn get(&mut self, device: &wgpu::Device, key: KernelKey) -> &Kernel {
+        self.kernels.entry(key).or_insert_with(|| {
+            let label = key.label();
+            let source = key.source();
+            #[cfg(not(target_arch = "wasm32"))]
+            if std::env::var_os("GLOW_DUMP_WGSL").is_some() {
+                eprintln!("==== {label}\n{source}");
+            }
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let (storage, uniforms) = key.bindings();
+            let storage_layout = layout(device, &format!("{label}/storage"), storage);
+            let uniform_layout = layout(device, &format!("{label}/uniforms"), uniforms);
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(&storage_layout), Some(&uniform_layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            Kernel { pipeline, storage_layout, uniform_layout }
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.kernels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.kernels.is_empty()
+    }
+}
+
+// Uniform structs: the single source of truth for each kernel's `Params` layout. A test
+// (tests/wgsl.rs) parses every shader with naga and checks sizes and member offsets.
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct Conv2dParams {
+    pub batch: u32,
+    pub h: u32,
+    pub w: u32,
+    pub cin: u32,
+    pub cout: u32,
+    pub in_stride: u32,
+    pub in_offset: u32,
+    pub out_stride: u32,
+    pub out_offset: u32,
+    pub m: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct CouplingParams {
+    pub count: u32,
+    pub c: u32,
+    pub half: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct SqueezeParams {
+    pub count: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+    pub stride: u32,
+    pub offset: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct PriorParams {
+    pub count: u32,
+    pub pixels: u32,
+    pub cz: u32,
+    pub z_stride: u32,
+    pub z_offset: u32,
+    pub h_image_stride: u32,
+    pub eps_offset: u32,
+    pub eps_image_stride: u32,
+    pub level: u32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct ReduceParams {
+    pub n: u32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct ImageParams {
+    pub pixels: u32,
+    pub channels: u32,
+    pub n_bits: u32,
+    pub _pad: u32,
+}
+
+/// Per-call values (seed, count, temperatures); `Call` in common.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+pub struct CallParams {
+    pub seed: u32,
+    pub count: u32,
+    pub base: u32,
+    pub quantize: u32,
+    pub temps: [f32; 8],
+}
+
+const _: () = assert!(std::mem::size_of::<Conv2dParams>() == 48);
+const _: () = assert!(std::mem::size_of::<PriorParams>() == 48);
+const _: () = assert!(std::mem::size_of::<CallParams>() == 48);
+
+/// Workgroup counts for an elementwise kernel of 256 threads over `n` values, on a 2D
+/// grid so that large counts stay under the 65535-per-dimension limit.
+pub fn elementwise_groups(n: usize) -> (u32, u32, u32) {
+    let groups = n.div_ceil(256).max(1);
+    let x = groups.min(65535);
+    (x as u32, groups.div_ceil(x) as u32, 1)
+}

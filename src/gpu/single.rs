@@ -1,0 +1,70 @@
+//! Runs one kernel once on given inputs: the harness the kernel tests and the per-kernel
+//! benchmarks use to compare a WGSL kernel with its CPU reference.
+
+use super::kernels::{CallParams, KernelCache, KernelKey};
+use super::GpuContext;
+use crate::error::Result;
+use wgpu::util::DeviceExt;
+
+/// Runs `key` with storage buffers initialised from `storage` (raw bytes, in binding
+/// order), the uniform `params`, and `call` when the kernel takes one; returns the
+/// final contents of storage buffer `read`.
+pub async fn run_kernel(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize) -> Result<Vec<u8>> {
+    let device = &ctx.device;
+    let mut cache = KernelCache::default();
+    let k = cache.get(device, key);
+    let (access, uniforms) = key.bindings();
+    assert_eq!(access.len(), storage.len(), "{}: storage buffers", key.label());
+    let bufs: Vec<wgpu::Buffer> = storage
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let mut d = data.clone();
+            d.resize(d.len().max(16).div_ceil(4) * 4, 0);
+            let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(&format!("arg{i}")), contents: &d, usage })
+        })
+        .collect();
+    let mut pbytes = params.to_vec();
+    pbytes.resize(pbytes.len().max(16), 0);
+    let pbuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: &pbytes, usage: wgpu::BufferUsages::UNIFORM });
+    let cbuf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("call"),
+        contents: bytemuck::bytes_of(&call.unwrap_or_default()),
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
+    let entries: Vec<wgpu::BindGroupEntry> = bufs.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
+    let sg = device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("storage"), layout: &k.storage_layout, entries: &entries });
+    // Binding 0 of group 1 is the kernel's params, binding 1 (if any) the call values;
+    // the rng kernel's only uniform is the call values (pass empty `params`).
+    let ue: Vec<wgpu::BindGroupEntry> = if params.is_empty() {
+        vec![wgpu::BindGroupEntry { binding: 0, resource: cbuf.as_entire_binding() }]
+    } else {
+        let mut v = vec![wgpu::BindGroupEntry { binding: 0, resource: pbuf.as_entire_binding() }];
+        if uniforms.len() > 1 {
+            v.push(wgpu::BindGroupEntry { binding: 1, resource: cbuf.as_entire_binding() });
+        }
+        v
+    };
+    let ug = device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("uniforms"), layout: &k.uniform_layout, entries: &ue });
+    let size = bufs[read].size();
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("staging"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, &sg, &[]);
+        pass.set_bind_group(1, &ug, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+    enc.copy_buffer_to_buffer(&bufs[read], 0, &staging, 0, size);
+    ctx.queue.submit([enc.finish()]);
+    let mut out = ctx.read_back(&staging, size).await?;
+    out.truncate(storage[read].len());
+    Ok(out)
+}

@@ -1,0 +1,248 @@
+//! Every WGSL kernel against its CPU reference on awkward shapes (channels not a
+//! multiple of 4, 1x1 spatial, sizes that do not divide the 32x32 tile), on the
+//! native adapter (lavapipe in CI).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+use common::{assert_close, Tol};
+use glow::gpu::kernels::*;
+use glow::gpu::single::run_kernel;
+use glow::gpu::GpuContext;
+use glow::model::fold::{Conv, EDGE_CLASSES};
+use glow::reference::ops;
+
+/// A tiny seeded generator for test inputs (xorshift), values in [-1, 1).
+struct Rand(u64);
+impl Rand {
+    fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+}
+
+fn ctx() -> Option<GpuContext> {
+    match pollster::block_on(GpuContext::new()) {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+        Err(e) => panic!("CI needs a GPU adapter (lavapipe): {e}"),
+    }
+}
+
+fn bytes(v: &[f32]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}
+fn floats(b: &[u8]) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(b)
+}
+
+const CONV_TOL: Tol = Tol { abs: 1e-4, rel: 1e-4 };
+
+#[test]
+fn conv2d_matches_reference_on_awkward_shapes() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = Rand(7);
+    // (batch, h, w, cin, cout, ksize, relu, edge, in_stride, in_offset, out_stride, out_offset)
+    let cases = [
+        (1, 1, 1, 6, 12, 3, false, true, 12, 0, 12, 0),
+        (2, 5, 7, 3, 5, 3, true, true, 3, 0, 5, 0),
+        (1, 9, 11, 13, 37, 3, false, false, 20, 4, 40, 3),
+        (3, 4, 4, 24, 24, 1, false, false, 24, 0, 24, 0),
+        (2, 6, 3, 7, 33, 1, true, false, 9, 2, 33, 0),
+        (1, 2, 1, 48, 96, 3, false, true, 48, 0, 96, 0),
+        (1, 17, 17, 12, 12, 3, true, true, 12, 0, 12, 0),
+    ];
+    for (batch, h, w, cin, cout, ksize, relu, edge, in_stride, in_offset, out_stride, out_offset) in cases {
+        let conv = Conv {
+            ksize,
+            cin,
+            cout,
+            weight: r.vec(ksize * ksize * cin * cout),
+            bias: r.vec(cout),
+            edge: edge.then(|| r.vec(EDGE_CLASSES * cout)),
+            relu,
+        };
+        let m = batch * h * w;
+        let input = r.vec(m * in_stride);
+        let init_out = r.vec(m * out_stride);
+        let g = ops::Geometry { batch, h, w, in_stride, in_offset, out_stride, out_offset };
+        let mut want = init_out.clone();
+        ops::conv2d(&conv, g, &input, &mut want);
+        let p = Conv2dParams {
+            batch: batch as u32,
+            h: h as u32,
+            w: w as u32,
+            cin: cin as u32,
+            cout: cout as u32,
+            in_stride: in_stride as u32,
+            in_offset: in_offset as u32,
+            out_stride: out_stride as u32,
+            out_offset: out_offset as u32,
+            m: m as u32,
+            _pad: [0; 2],
+        };
+        let key = KernelKey::Conv2d { ksize: ksize as u32, relu, edge };
+        let edge_buf = conv.edge.clone().unwrap_or(vec![0.0; 4]);
+        let storage = vec![bytes(&input), bytes(&conv.weight), bytes(&conv.bias), bytes(&edge_buf), bytes(&init_out)];
+        let groups = (cout.div_ceil(32) as u32, m.div_ceil(32) as u32, 1);
+        let got = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4)).unwrap());
+        assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
+    }
+}
+
+#[test]
+fn coupling_matches_reference_both_ways() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = Rand(11);
+    for (batch, pixels, c) in [(1, 1, 2), (2, 7, 6), (3, 5, 24)] {
+        for affine in [false, true] {
+            for reverse in [false, true] {
+                let half = c / 2;
+                let state = r.vec(batch * pixels * c);
+                let h = r.vec(batch * pixels * if affine { c } else { half });
+                let mut want = state.clone();
+                let logs = ops::coupling(&mut want, &h, batch, pixels, c, affine, reverse);
+                let count = batch * pixels * half;
+                let p = CouplingParams { count: count as u32, c: c as u32, half: half as u32, _pad: 0 };
+                let key = KernelKey::Coupling { affine, reverse };
+                let storage = vec![bytes(&state), bytes(&h), bytes(&vec![0.0; count])];
+                let got = pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, elementwise_groups(count), 0)).unwrap();
+                assert_close(&key.label(), &floats(&got), &want, Tol { abs: 1e-5, rel: 1e-5 });
+                if affine && !reverse {
+                    let terms = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, elementwise_groups(count), 2)).unwrap());
+                    for b in 0..batch {
+                        let s: f64 = terms[b * pixels * half..(b + 1) * pixels * half].iter().map(|&v| v as f64).sum();
+                        assert!((s - logs[b]).abs() < 1e-4, "affine ln scale sum {s} vs {}", logs[b]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn squeeze_and_unsqueeze_match_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = Rand(3);
+    for (batch, h, w, c, stride, offset) in [(1, 1, 1, 3, 3, 0), (2, 3, 5, 6, 12, 0), (1, 4, 2, 5, 11, 6)] {
+        let big = r.vec(batch * 4 * h * w * stride);
+        let mut want = vec![0f32; batch * h * w * 4 * c];
+        ops::squeeze(&big, batch, h, w, c, stride, offset, &mut want);
+        let p = SqueezeParams { count: (batch * h * w * 4 * c) as u32, h: h as u32, w: w as u32, c: c as u32, stride: stride as u32, offset: offset as u32, _pad: [0; 2] };
+        let n = want.len();
+        let got = pollster::block_on(run_kernel(&ctx, KernelKey::Squeeze { unsqueeze: false }, &[bytes(&big), bytes(&vec![0.0; n])], bytemuck::bytes_of(&p), None, elementwise_groups(n), 1)).unwrap();
+        assert_close("squeeze", &floats(&got), &want, Tol { abs: 0.0, rel: 0.0 });
+        let base = r.vec(big.len());
+        let mut want_big = base.clone();
+        ops::unsqueeze(&want, batch, h, w, c, stride, offset, &mut want_big);
+        let got = pollster::block_on(run_kernel(&ctx, KernelKey::Squeeze { unsqueeze: true }, &[bytes(&want), bytes(&base)], bytemuck::bytes_of(&p), None, elementwise_groups(n), 1)).unwrap();
+        assert_close("unsqueeze", &floats(&got), &want_big, Tol { abs: 0.0, rel: 0.0 });
+    }
+}
+
+#[test]
+fn prior_matches_reference_both_ways() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = Rand(5);
+    for (batch, pixels, cz, z_stride, top) in [(1, 1, 3, 6, false), (2, 9, 5, 10, false), (3, 4, 7, 7, true)] {
+        let dim = pixels * cz + 13;
+        let g = ops::PriorGeometry {
+            batch,
+            pixels,
+            cz,
+            z_stride,
+            z_offset: z_stride - cz,
+            h_image_stride: if top { 0 } else { pixels * 2 * cz },
+            eps_offset: 5,
+            eps_image_stride: dim,
+        };
+        let state = r.vec(batch * pixels * z_stride);
+        let h: Vec<f32> = r.vec(if top { pixels * 2 * cz } else { batch * pixels * 2 * cz }).iter().map(|v| v * 0.5).collect();
+        let mut want_eps = vec![0f32; batch * dim];
+        let logp = ops::prior_standardize(g, &state, &h, &mut want_eps);
+        let count = batch * pixels * cz;
+        let p = PriorParams {
+            count: count as u32,
+            pixels: pixels as u32,
+            cz: cz as u32,
+            z_stride: z_stride as u32,
+            z_offset: g.z_offset as u32,
+            h_image_stride: g.h_image_stride as u32,
+            eps_offset: 5,
+            eps_image_stride: dim as u32,
+            level: 1,
+            _pad: [0; 3],
+        };
+        let storage = vec![bytes(&state), bytes(&h), bytes(&vec![0.0; batch * dim]), bytes(&vec![0.0; count])];
+        let run = |read| floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Prior { reverse: false }, &storage, bytemuck::bytes_of(&p), Some(CallParams::default()), elementwise_groups(count), read)).unwrap());
+        assert_close("prior standardize eps", &run(2), &want_eps, Tol { abs: 1e-5, rel: 1e-5 });
+        let terms = run(3);
+        for b in 0..batch {
+            let s: f64 = terms[b * pixels * cz..(b + 1) * pixels * cz].iter().map(|&v| v as f64).sum();
+            assert!((s - logp[b]).abs() < 1e-4 * logp[b].abs().max(1.0), "logp {s} vs {}", logp[b]);
+        }
+        // Reverse at temperature 0.6 on level 1.
+        let mut want_state = state.clone();
+        ops::prior_sample(g, &want_eps, &h, 0.6, &mut want_state);
+        let call = CallParams { temps: [1.0, 0.6, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], ..Default::default() };
+        let storage = vec![bytes(&state), bytes(&h), bytes(&want_eps), bytes(&vec![0.0; count])];
+        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Prior { reverse: true }, &storage, bytemuck::bytes_of(&p), Some(call), elementwise_groups(count), 0)).unwrap());
+        assert_close("prior sample", &got, &want_state, Tol { abs: 1e-5, rel: 1e-5 });
+    }
+}
+
+#[test]
+fn reduce_sums_per_image() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = Rand(9);
+    for (batch, n) in [(1, 1), (3, 257), (2, 5000)] {
+        let terms = r.vec(batch * n);
+        let acc0 = r.vec(batch);
+        let p = ReduceParams { n: n as u32, _pad: [0; 3] };
+        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Reduce, &[bytes(&terms), bytes(&acc0)], bytemuck::bytes_of(&p), None, (batch as u32, 1, 1), 1)).unwrap());
+        for b in 0..batch {
+            let want: f64 = acc0[b] as f64 + terms[b * n..(b + 1) * n].iter().map(|&v| v as f64).sum::<f64>();
+            assert!((got[b] as f64 - want).abs() < 1e-4 * (n as f64).sqrt(), "reduce {b}: {} vs {want}", got[b]);
+        }
+    }
+}
+
+#[test]
+fn image_in_and_out_match_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = Rand(13);
+    for (pixels, channels, n_bits) in [(1, 3, 5), (37, 1, 8), (300, 3, 3)] {
+        let rgba: Vec<u8> = (0..pixels * 4).map(|_| ((r.f() + 1.0) * 127.9) as u8).collect();
+        let want = ops::image_to_x(&rgba, channels, n_bits);
+        let p = ImageParams { pixels: pixels as u32, channels: channels as u32, n_bits, _pad: 0 };
+        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::ImageIn, &[rgba.clone(), bytes(&vec![0.0; pixels * channels])], bytemuck::bytes_of(&p), None, elementwise_groups(pixels), 1)).unwrap());
+        assert_close("image_in", &got, &want, Tol { abs: 0.0, rel: 0.0 });
+        let x: Vec<f32> = r.vec(pixels * channels).iter().map(|v| v * 0.7).collect();
+        for quantize in [false, true] {
+            let want = ops::x_to_rgba(&x, channels, n_bits, quantize);
+            let call = CallParams { quantize: quantize as u32, ..Default::default() };
+            let got = pollster::block_on(run_kernel(&ctx, KernelKey::ImageOut, &[bytes(&x), vec![0; pixels * 4]], bytemuck::bytes_of(&p), Some(call), elementwise_groups(pixels), 1)).unwrap();
+            assert_eq!(got, want, "image_out quantize={quantize}");
+        }
+    }
+}
+
+#[test]
+fn rng_matches_reference_generator() {
+    let Some(ctx) = ctx() else { return };
+    let n = 70_000; // more than one row of 65535 workgroups' worth is not needed; > 256 * 256 is.
+    let call = CallParams { seed: 42, count: n as u32, base: 1000, ..Default::default() };
+    let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Rng, &[bytes(&vec![0.0; n])], &[], Some(call), elementwise_groups(n), 0)).unwrap());
+    let want: Vec<f32> = (0..n).map(|i| ops::normal(42, (1000 + i) as u32)).collect();
+    assert_close("rng", &got, &want, Tol { abs: 1e-5, rel: 1e-5 });
+    let mean = got.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let var = got.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+    assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.03, "rng moments: mean {mean}, var {var}");
+}
