@@ -4,8 +4,13 @@
 pub mod engine;
 pub mod error;
 pub mod gpu;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod image_io;
 pub mod model;
+pub mod npy;
 pub mod reference;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use error::{GlowError, Result};
 pub use engine::Glow;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The project's one entry point.
+#   ./build.sh serve   build the static site into dist/ and serve it on http://localhost:8080
+#   ./build.sh build   build the static site into dist/ (any static host can serve it)
+#   ./build.sh test    install what is missing, then run every test (native, browser, page)
+#   ./build.sh bench   native benchmark of the default model (JSON)
+set -euo pipefail
+cd "$(dirname "$0")"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+PORT="${PORT:-8080}"
+
+# The models that ship with the page (directories under models/), default first.
+shipped_models() {
+  if [ -f models/SHIPPED ]; then grep -v '^#' models/SHIPPED | sed '/^$/d'; fi
+}
+
+build_site() {
+  wasm-pack build --target web --release --out-dir pkg --no-typescript --no-pack >/dev/null
+  rm -rf dist && mkdir -p dist/pkg dist/models
+  cp -r www/. dist/
+  cp pkg/glow.js pkg/glow_bg.wasm dist/pkg/
+  for m in $(shipped_models); do
+    mkdir -p "dist/models/$m"
+    for f in model.json weights.safetensors attributes.safetensors; do
+      [ -f "models/$m/$f" ] && cp "models/$m/$f" "dist/models/$m/"
+    done
+  done
+  # The page reads the list of models (default first) from here.
+  { echo "["; first=1; for m in $(shipped_models); do
+      [ $first = 1 ] || echo ","; first=0; printf '  "models/%s"' "$m"; done; echo; echo "]"; } > dist/models/index.json
+  echo "built dist/ ($(du -sh dist | cut -f1))"
+}
+
+case "${1:-}" in
+  build)
+    bash scripts/setup.sh
+    build_site
+    ;;
+  serve)
+    bash scripts/setup.sh
+    build_site
+    echo "serving the demo at http://localhost:$PORT/  (Ctrl-C stops)"
+    exec python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist
+    ;;
+  test)
+    bash scripts/setup.sh
+    echo "== native tests (lavapipe)"
+    cargo test --release 2>&1 | tee /tmp/glow-native-tests.log
+    echo "== browser tests (headless Chromium WebGPU)"
+    CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
+      wasm-pack test --headless --chrome --release
+    echo "== page end-to-end (headless Chromium)"
+    build_site
+    node tests/e2e/page.test.mjs
+    ;;
+  bench)
+    cargo run --release --bin glow -- bench --model "models/$(shipped_models | head -1)" --batch "${2:-1}"
+    ;;
+  *)
+    sed -n '2,7p' "$0"; exit 2
+    ;;
+esac
