@@ -1,4 +1,5 @@
 //! Bad input gets a clear error that names the problem, never a panic or a hang.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::fixture_dir;

@@ -1,4 +1,5 @@
 //! The CPU reference (with folding) against the PyTorch oracle's golden values.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 use common::*;
