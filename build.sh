@@ -45,10 +45,10 @@ case "${1:-}" in
   test)
     bash scripts/setup.sh
     echo "== native tests (lavapipe)"
-    cargo test --release 2>&1 | tee /tmp/glow-native-tests.log
+    cargo test
     echo "== browser tests (headless Chromium WebGPU)"
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
-      wasm-pack test --headless --chrome --release
+      wasm-pack test --headless --chrome
     echo "== page end-to-end (headless Chromium)"
     build_site
     node tests/e2e/page.test.mjs
