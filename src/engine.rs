@@ -94,7 +94,6 @@ impl<'a> Builder<'a> {
     fn conv(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize) {
         let c = &cb.conv;
         let m = batch * h * w;
-        let key = KernelKey::Conv2d { ksize: c.ksize as u32, relu: c.relu, edge: c.edge.is_some() };
         let p = Conv2dParams {
             batch: batch as u32,
             h: h as u32,
@@ -108,7 +107,7 @@ impl<'a> Builder<'a> {
             m: m as u32,
             _pad: [0; 2],
         };
-        let groups = (c.cout.div_ceil(32) as u32, m.div_ceil(32) as u32, 1);
+        let (key, groups) = conv_kernel(c.ksize as u32, c.relu, c.edge.is_some(), &p);
         let bufs = vec![input.clone(), cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
         self.push(label, key, bufs, p, false, groups);
     }

@@ -58,6 +58,11 @@ fn conv2d_matches_reference_on_awkward_shapes() {
         (2, 6, 3, 7, 33, 1, true, false, 9, 2, 33, 0),
         (1, 2, 1, 48, 96, 3, false, true, 48, 0, 96, 0),
         (1, 17, 17, 12, 12, 3, true, true, 12, 0, 12, 0),
+        // aligned shapes, run by the vec4 variant too
+        (2, 5, 7, 8, 12, 3, true, true, 16, 8, 12, 0),
+        (1, 9, 10, 16, 4, 1, false, false, 16, 0, 8, 4),
+        (1, 1, 1, 4, 8, 3, false, true, 4, 0, 8, 0),
+        (3, 6, 5, 12, 36, 3, false, false, 12, 0, 36, 0),
     ];
     for (batch, h, w, cin, cout, ksize, relu, edge, in_stride, in_offset, out_stride, out_offset) in cases {
         let conv = Conv {
@@ -88,12 +93,17 @@ fn conv2d_matches_reference_on_awkward_shapes() {
             m: m as u32,
             _pad: [0; 2],
         };
-        let key = KernelKey::Conv2d { ksize: ksize as u32, relu, edge };
         let edge_buf = conv.edge.clone().unwrap_or(vec![0.0; 4]);
         let storage = vec![bytes(&input), bytes(&conv.weight), bytes(&conv.bias), bytes(&edge_buf), bytes(&init_out)];
-        let groups = (cout.div_ceil(32) as u32, m.div_ceil(32) as u32, 1);
-        let got = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4)).unwrap());
-        assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
+        // The variant the engine would pick, and the scalar kernel forced.
+        let (picked, groups) = conv_kernel(ksize as u32, relu, edge, &p);
+        let scalar = (KernelKey::Conv2d { ksize: ksize as u32, relu, edge }, (cout.div_ceil(32) as u32, m.div_ceil(32) as u32, 1));
+        let aligned = [cin, cout, in_stride, in_offset, out_stride, out_offset].iter().all(|v| v % 4 == 0);
+        assert_eq!(matches!(picked, KernelKey::Conv2dVec4 { .. }), aligned);
+        for (key, groups) in [(picked, groups), scalar] {
+            let got = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4)).unwrap());
+            assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
+        }
     }
 }
 

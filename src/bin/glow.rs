@@ -32,9 +32,12 @@ mod cli {
 
     #[derive(clap::Args, Clone)]
     struct ModelArgs {
-        /// Model directory (model.json + weights.safetensors)
+        /// Model directory (model.json + weights.safetensors), or with --random a model.json
         #[arg(long)]
         model: PathBuf,
+        /// Treat --model as a config file and use random weights (for benchmarks)
+        #[arg(long)]
+        random: bool,
         /// Run the CPU reference instead of the GPU
         #[arg(long)]
         cpu: bool,
@@ -124,7 +127,7 @@ mod cli {
 
     impl Engine {
         fn open(m: &ModelArgs) -> Result<(Model, Engine)> {
-            let model = Model::load_dir(&m.model)?;
+            let model = load_model(m)?;
             if m.cpu {
                 return Ok((model.clone(), Engine::Cpu(model)));
             }
@@ -157,6 +160,14 @@ mod cli {
                 }
             }
         }
+    }
+
+    fn load_model(m: &ModelArgs) -> Result<Model> {
+        if m.random {
+            let text = std::fs::read_to_string(&m.model).map_err(|e| GlowError::Io(format!("{}: {e}", m.model.display())))?;
+            return Model::random(&glow::model::ModelConfig::from_json(&text)?, 1);
+        }
+        Model::load_dir(&m.model)
     }
 
     fn grid_cols(n: usize) -> usize {
@@ -255,7 +266,7 @@ mod cli {
     }
 
     fn bench(m: &ModelArgs, runs: usize) -> Result<()> {
-        let model = Model::load_dir(&m.model)?;
+        let model = load_model(m)?;
         let b = m.batch;
         let flop = model.config.flops_per_image();
         let temps = vec![0.7; model.config.levels as usize];

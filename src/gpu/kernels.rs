@@ -11,6 +11,8 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KernelKey {
     Conv2d { ksize: u32, relu: bool, edge: bool },
+    /// conv2d for channel counts, strides and offsets that are multiples of 4.
+    Conv2dVec4 { ksize: u32, relu: bool, edge: bool },
     Coupling { affine: bool, reverse: bool },
     Squeeze { unsqueeze: bool },
     Prior { reverse: bool },
@@ -32,6 +34,7 @@ impl KernelKey {
     pub fn file(&self) -> &'static str {
         match self {
             KernelKey::Conv2d { .. } => include_str!("../../shaders/conv2d.wgsl"),
+            KernelKey::Conv2dVec4 { .. } => include_str!("../../shaders/conv2d_vec4.wgsl"),
             KernelKey::Coupling { .. } => include_str!("../../shaders/coupling.wgsl"),
             KernelKey::Squeeze { .. } => include_str!("../../shaders/squeeze.wgsl"),
             KernelKey::Prior { .. } => include_str!("../../shaders/prior.wgsl"),
@@ -45,7 +48,7 @@ impl KernelKey {
     /// The generated const lines that specialise the kernel.
     pub fn header(&self) -> String {
         match *self {
-            KernelKey::Conv2d { ksize, relu, edge } => {
+            KernelKey::Conv2d { ksize, relu, edge } | KernelKey::Conv2dVec4 { ksize, relu, edge } => {
                 format!("const KSIZE: u32 = {ksize}u;\nconst RELU: bool = {relu};\nconst EDGE: bool = {edge};\n")
             }
             KernelKey::Coupling { affine, reverse } => {
@@ -66,7 +69,7 @@ impl KernelKey {
     pub fn bindings(&self) -> (&'static [Access], &'static [Access]) {
         use Access::*;
         match self {
-            KernelKey::Conv2d { .. } => (&[Read, Read, Read, Read, ReadWrite], &[Uniform]),
+            KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } => (&[Read, Read, Read, Read, ReadWrite], &[Uniform]),
             KernelKey::Coupling { .. } => (&[ReadWrite, Read, ReadWrite], &[Uniform]),
             KernelKey::Squeeze { .. } => (&[Read, ReadWrite], &[Uniform]),
             KernelKey::Prior { .. } => (&[ReadWrite, Read, ReadWrite, ReadWrite], &[Uniform, Uniform]),
@@ -80,6 +83,9 @@ impl KernelKey {
     /// `conv2d|k3|relu|edge`, used in labels and error messages.
     pub fn label(&self) -> String {
         match *self {
+            KernelKey::Conv2dVec4 { ksize, relu, edge } => {
+                format!("conv2d_vec4|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
+            }
             KernelKey::Conv2d { ksize, relu, edge } => {
                 format!("conv2d|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
             }
@@ -103,6 +109,7 @@ impl KernelKey {
             for relu in [false, true] {
                 for edge in [false, true] {
                     v.push(KernelKey::Conv2d { ksize, relu, edge });
+                    v.push(KernelKey::Conv2dVec4 { ksize, relu, edge });
                 }
             }
         }
@@ -284,6 +291,17 @@ pub struct CallParams {
 const _: () = assert!(std::mem::size_of::<Conv2dParams>() == 48);
 const _: () = assert!(std::mem::size_of::<PriorParams>() == 48);
 const _: () = assert!(std::mem::size_of::<CallParams>() == 48);
+
+/// The conv kernel for a shape, and its workgroup counts. The vec4 variant needs every
+/// channel count, stride and offset to be a multiple of 4.
+pub fn conv_kernel(ksize: u32, relu: bool, edge: bool, p: &Conv2dParams) -> (KernelKey, (u32, u32, u32)) {
+    let aligned = [p.cin, p.cout, p.in_stride, p.in_offset, p.out_stride, p.out_offset].iter().all(|v| v % 4 == 0);
+    if aligned && std::env::var_os("GLOW_NO_VEC4").is_none() {
+        (KernelKey::Conv2dVec4 { ksize, relu, edge }, ((p.cout / 4).div_ceil(8), p.m.div_ceil(32), 1))
+    } else {
+        (KernelKey::Conv2d { ksize, relu, edge }, (p.cout.div_ceil(32), p.m.div_ceil(32), 1))
+    }
+}
 
 /// Workgroup counts for an elementwise kernel of 256 threads over `n` values, on a 2D
 /// grid so that large counts stay under the 65535-per-dimension limit.

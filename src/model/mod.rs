@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod fold;
+pub mod random;
 pub mod weights;
 
 pub use config::{Coupling, LevelShape, ModelConfig};

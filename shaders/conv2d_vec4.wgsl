@@ -1,0 +1,113 @@
+// The conv2d kernel (see conv2d.wgsl) for the common case where input channels, output
+// channels and every stride and offset are multiples of 4: inputs, weights and outputs
+// move as vec4, so each step of the inner loop does 4 vec4 loads of input (one per
+// output pixel), 4 of weights, and 16 vec4 multiply-adds.
+//
+// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
+
+struct Conv2dParams {
+    batch: u32,
+    h: u32,
+    w: u32,
+    cin: u32,
+    cout: u32,
+    in_stride: u32,
+    in_offset: u32,
+    out_stride: u32,
+    out_offset: u32,
+    m: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> edge: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;
+@group(1) @binding(0) var<uniform> params: Conv2dParams;
+
+const TM: u32 = 4u;
+const RADIUS: i32 = i32(KSIZE / 2u);
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let co4 = gid.x;             // output channels co4*4 .. co4*4+3
+    let m0 = gid.y * TM;
+    let cout4 = params.cout / 4u;
+    if (co4 >= cout4 || m0 >= params.m) {
+        return;
+    }
+    let hw = params.h * params.w;
+    let cin4 = params.cin / 4u;
+    let in_stride4 = params.in_stride / 4u;
+    let in_offset4 = params.in_offset / 4u;
+    var py: array<i32, 4>;
+    var px: array<i32, 4>;
+    var pimg: array<u32, 4>;
+    for (var r = 0u; r < TM; r++) {
+        let m = min(m0 + r, params.m - 1u);
+        pimg[r] = m / hw;
+        let rem = m % hw;
+        py[r] = i32(rem / params.w);
+        px[r] = i32(rem % params.w);
+    }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var ky = 0; ky < i32(KSIZE); ky++) {
+        for (var kx = 0; kx < i32(KSIZE); kx++) {
+            var base: array<u32, 4>;
+            var inside: array<f32, 4>;
+            for (var r = 0u; r < TM; r++) {
+                let yy = py[r] + ky - RADIUS;
+                let xx = px[r] + kx - RADIUS;
+                let ok = yy >= 0 && yy < i32(params.h) && xx >= 0 && xx < i32(params.w);
+                inside[r] = select(0.0, 1.0, ok);
+                let pix = (pimg[r] * params.h + u32(clamp(yy, 0, i32(params.h) - 1))) * params.w
+                        + u32(clamp(xx, 0, i32(params.w) - 1));
+                base[r] = pix * in_stride4 + in_offset4;
+            }
+            let tap = u32(ky) * KSIZE + u32(kx);
+            // Weight rows for (tap, ci) are `cout` floats = cout4 vec4s apart.
+            var wi = (tap * params.cin) * cout4 + co4;
+            for (var c4 = 0u; c4 < cin4; c4++) {
+                let w0 = weight[wi];
+                let w1 = weight[wi + cout4];
+                let w2 = weight[wi + 2u * cout4];
+                let w3 = weight[wi + 3u * cout4];
+                wi += 4u * cout4;
+                let a0 = input[base[0] + c4] * inside[0];
+                let a1 = input[base[1] + c4] * inside[1];
+                let a2 = input[base[2] + c4] * inside[2];
+                let a3 = input[base[3] + c4] * inside[3];
+                acc0 += a0.x * w0 + a0.y * w1 + a0.z * w2 + a0.w * w3;
+                acc1 += a1.x * w0 + a1.y * w1 + a1.z * w2 + a1.w * w3;
+                acc2 += a2.x * w0 + a2.y * w1 + a2.z * w2 + a2.w * w3;
+                acc3 += a3.x * w0 + a3.y * w1 + a3.z * w2 + a3.w * w3;
+            }
+        }
+    }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let out_stride4 = params.out_stride / 4u;
+    let out_offset4 = params.out_offset / 4u;
+    for (var r = 0u; r < TM; r++) {
+        let m = m0 + r;
+        if (m >= params.m) {
+            break;
+        }
+        var v = accs[r] + bias[co4];
+        if (EDGE) {
+            let y = u32(py[r]);
+            let x = u32(px[r]);
+            let border = select(0u, 1u, y == 0u) | select(0u, 2u, y + 1u == params.h)
+                       | select(0u, 4u, x == 0u) | select(0u, 8u, x + 1u == params.w);
+            v += edge[border * cout4 + co4];
+        }
+        if (RELU) {
+            v = max(v, vec4<f32>(0.0));
+        }
+        output[m * out_stride4 + out_offset4 + co4] = v;
+    }
+}
