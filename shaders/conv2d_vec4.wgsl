@@ -1,7 +1,9 @@
-// The conv2d kernel (see conv2d.wgsl) for the common case where input channels, output
-// channels and every stride and offset are multiples of 4: inputs, weights and outputs
-// move as vec4, so each step of the inner loop does 4 vec4 loads of input (one per
-// output pixel), 4 of weights, and 16 vec4 multiply-adds.
+// The conv2d kernel (see conv2d.wgsl) when output channels, strides and offsets are
+// multiples of 4: inputs, weights and outputs move as vec4, so each step of the inner
+// loop does 4 vec4 loads of input (one per output pixel), 4 of weights, and 16 vec4
+// multiply-adds. Input channels need not be a multiple of 4: the weights hold
+// ceil(cin/4)*4 rows per tap (zero padded) and the lanes past cin are masked out of the
+// input reads (they belong to other data, such as z2 next to z1).
 //
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
 
@@ -39,7 +41,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let hw = params.h * params.w;
-    let cin4 = params.cin / 4u;
+    let cin4 = (params.cin + 3u) / 4u;
     let in_stride4 = params.in_stride / 4u;
     let in_offset4 = params.in_offset / 4u;
     var py: array<i32, 4>;
@@ -59,29 +61,30 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var ky = 0; ky < i32(KSIZE); ky++) {
         for (var kx = 0; kx < i32(KSIZE); kx++) {
             var base: array<u32, 4>;
-            var inside: array<f32, 4>;
+            var inside: array<bool, 4>;
             for (var r = 0u; r < TM; r++) {
                 let yy = py[r] + ky - RADIUS;
                 let xx = px[r] + kx - RADIUS;
                 let ok = yy >= 0 && yy < i32(params.h) && xx >= 0 && xx < i32(params.w);
-                inside[r] = select(0.0, 1.0, ok);
+                inside[r] = ok;
                 let pix = (pimg[r] * params.h + u32(clamp(yy, 0, i32(params.h) - 1))) * params.w
                         + u32(clamp(xx, 0, i32(params.w) - 1));
                 base[r] = pix * in_stride4 + in_offset4;
             }
             let tap = u32(ky) * KSIZE + u32(kx);
             // Weight rows for (tap, ci) are `cout` floats = cout4 vec4s apart.
-            var wi = (tap * params.cin) * cout4 + co4;
+            var wi = (tap * cin4 * 4u) * cout4 + co4;
             for (var c4 = 0u; c4 < cin4; c4++) {
+                let lane = vec4<u32>(c4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.cin);
                 let w0 = weight[wi];
                 let w1 = weight[wi + cout4];
                 let w2 = weight[wi + 2u * cout4];
                 let w3 = weight[wi + 3u * cout4];
                 wi += 4u * cout4;
-                let a0 = input[base[0] + c4] * inside[0];
-                let a1 = input[base[1] + c4] * inside[1];
-                let a2 = input[base[2] + c4] * inside[2];
-                let a3 = input[base[3] + c4] * inside[3];
+                let a0 = select(vec4<f32>(0.0), input[base[0] + c4], lane & vec4<bool>(inside[0]));
+                let a1 = select(vec4<f32>(0.0), input[base[1] + c4], lane & vec4<bool>(inside[1]));
+                let a2 = select(vec4<f32>(0.0), input[base[2] + c4], lane & vec4<bool>(inside[2]));
+                let a3 = select(vec4<f32>(0.0), input[base[3] + c4], lane & vec4<bool>(inside[3]));
                 acc0 += a0.x * w0 + a0.y * w1 + a0.z * w2 + a0.w * w3;
                 acc1 += a1.x * w0 + a1.y * w1 + a1.z * w2 + a1.w * w3;
                 acc2 += a2.x * w0 + a2.y * w1 + a2.z * w2 + a2.w * w3;

@@ -33,6 +33,7 @@ struct PendingOp {
 /// The folded weights of one conv on the GPU.
 struct ConvBuffers {
     conv: Conv,
+    variant: ConvVariant,
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,
     edge: wgpu::Buffer,
@@ -107,7 +108,8 @@ impl<'a> Builder<'a> {
             m: m as u32,
             _pad: [0; 2],
         };
-        let (key, groups) = conv_kernel(c.ksize as u32, c.relu, c.edge.is_some(), &p);
+        debug_assert_eq!(conv_variant(&p), cb.variant, "{label}: uploaded for another layout");
+        let (key, groups) = conv_dispatch(cb.variant, c.ksize as u32, c.relu, c.edge.is_some(), &p);
         let bufs = vec![input.clone(), cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
         self.push(label, key, bufs, p, false, groups);
     }
@@ -228,29 +230,44 @@ impl Glow {
             }),
         };
         let dummy = init(device, "no_edge", &[0.0; 4]);
-        let upload = |label: &str, c: &Conv| ConvBuffers {
+        // Weights are laid out for the kernel variant that will read them, which depends
+        // on the strides of the buffers the conv reads and writes.
+        let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize| {
+            let shape = Conv2dParams {
+                cin: c.cin as u32,
+                cout: c.cout as u32,
+                in_stride: in_stride as u32,
+                out_stride: out_stride as u32,
+                ..Default::default()
+            };
+            let variant = conv_variant(&shape);
+            let w = conv_weights(variant, c.ksize * c.ksize, c.cin, c.cout, &c.weight);
+            ConvBuffers {
             conv: c.clone(),
-            weight: init(device, &format!("{label}.weight"), &c.weight),
+            variant,
+            weight: init(device, &format!("{label}.weight"), &w),
             bias: init(device, &format!("{label}.bias"), &c.bias),
             edge: c.edge.as_ref().map_or_else(|| dummy.clone(), |e| init(device, &format!("{label}.edge"), e)),
+        }
         };
         // Weights on the GPU, per level: per step (forward, inverse, f1, f2, f3), and the prior.
         let mut steps = Vec::new();
         let mut priors = Vec::new();
         for (l, lev) in fm.levels.iter().enumerate() {
             let mut v = Vec::new();
+            let c = lev.shape.c;
             for (k, s) in lev.steps.iter().enumerate() {
                 let p = format!("L{l}/S{k}");
                 v.push([
-                    upload(&format!("{p}/affine"), &s.forward),
-                    upload(&format!("{p}/affine_inv"), &s.inverse),
-                    upload(&format!("{p}/f1"), &s.f1),
-                    upload(&format!("{p}/f2"), &s.f2),
-                    upload(&format!("{p}/f3"), &s.f3),
+                    upload(&format!("{p}/affine"), &s.forward, c, c),
+                    upload(&format!("{p}/affine_inv"), &s.inverse, c, c),
+                    upload(&format!("{p}/f1"), &s.f1, c, width),
+                    upload(&format!("{p}/f2"), &s.f2, width, width),
+                    upload(&format!("{p}/f3"), &s.f3, width, s.f3.cout),
                 ]);
             }
             steps.push(v);
-            priors.push(lev.prior.as_ref().map(|c| upload(&format!("L{l}/prior"), c)));
+            priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c)));
         }
 
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;

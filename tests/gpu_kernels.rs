@@ -63,6 +63,10 @@ fn conv2d_matches_reference_on_awkward_shapes() {
         (1, 9, 10, 16, 4, 1, false, false, 16, 0, 8, 4),
         (1, 1, 1, 4, 8, 3, false, true, 4, 0, 8, 0),
         (3, 6, 5, 12, 36, 3, false, false, 12, 0, 36, 0),
+        // cin not a multiple of 4 inside a wider pixel (z1 of a state): masked vec4 reads
+        (2, 4, 5, 6, 16, 3, true, true, 12, 0, 16, 0),
+        (1, 3, 3, 2, 6, 3, false, true, 4, 0, 6, 0),
+        (1, 8, 8, 128, 6, 3, false, true, 128, 0, 6, 0),
     ];
     for (batch, h, w, cin, cout, ksize, relu, edge, in_stride, in_offset, out_stride, out_offset) in cases {
         let conv = Conv {
@@ -94,13 +98,22 @@ fn conv2d_matches_reference_on_awkward_shapes() {
             _pad: [0; 2],
         };
         let edge_buf = conv.edge.clone().unwrap_or(vec![0.0; 4]);
-        let storage = vec![bytes(&input), bytes(&conv.weight), bytes(&conv.bias), bytes(&edge_buf), bytes(&init_out)];
-        // The variant the engine would pick, and the scalar kernel forced.
-        let (picked, groups) = conv_kernel(ksize as u32, relu, edge, &p);
-        let scalar = (KernelKey::Conv2d { ksize: ksize as u32, relu, edge }, (cout.div_ceil(32) as u32, m.div_ceil(32) as u32, 1));
-        let aligned = [cin, cout, in_stride, in_offset, out_stride, out_offset].iter().all(|v| v % 4 == 0);
-        assert_eq!(matches!(picked, KernelKey::Conv2dVec4 { .. }), aligned);
-        for (key, groups) in [(picked, groups), scalar] {
+        // Every variant that fits the shape, each with its own weight layout.
+        let cin4 = cin.div_ceil(4) * 4;
+        let vec_in = in_stride % 4 == 0 && in_offset % 4 == 0 && in_offset + cin4 <= in_stride;
+        let vec_out = cout % 4 == 0 && out_stride % 4 == 0 && out_offset % 4 == 0;
+        let mut variants = vec![ConvVariant::Scalar];
+        if vec_in {
+            variants.push(ConvVariant::Skinny);
+            if vec_out {
+                variants.push(ConvVariant::Vec4);
+            }
+        }
+        assert_eq!(conv_variant(&p), *variants.last().unwrap(), "the engine picks the most specialised variant");
+        for v in variants {
+            let wl = conv_weights(v, ksize * ksize, cin, cout, &conv.weight);
+            let storage = vec![bytes(&input), bytes(&wl), bytes(&conv.bias), bytes(&edge_buf), bytes(&init_out)];
+            let (key, groups) = conv_dispatch(v, ksize as u32, relu, edge, &p);
             let got = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4)).unwrap());
             assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
         }

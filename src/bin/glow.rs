@@ -112,6 +112,9 @@ mod cli {
             /// Warm runs after two warm-ups
             #[arg(long, default_value_t = 10)]
             runs: usize,
+            /// Also time each conv class of level 0 and a square matmul (the adapter's limit)
+            #[arg(long)]
+            kernels: bool,
         },
         /// Print the model's configuration and sizes as JSON
         Info {
@@ -242,7 +245,7 @@ mod cli {
                     println!("{}", serde_json::json!({"image": p, "bits_per_dim": enc.bits_per_dim[0]}));
                 }
             }
-            Cmd::Bench { m, runs } => bench(&m, runs)?,
+            Cmd::Bench { m, runs, kernels } => bench(&m, runs, kernels)?,
             Cmd::Info { model } => {
                 let model = Model::load_dir(&model)?;
                 let c = &model.config;
@@ -265,7 +268,56 @@ mod cli {
         serde_json::json!({"median_ms": pick(0.5), "p90_ms": pick(0.9), "min_ms": v[0], "runs": v.len()})
     }
 
-    fn bench(m: &ModelArgs, runs: usize) -> Result<()> {
+    /// Times one conv shape: median wall ms per dispatch over a pass of `reps` dispatches.
+    #[allow(clippy::too_many_arguments)]
+    fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usize, in_stride: usize, cout: usize, ksize: u32, edge: bool) -> Result<serde_json::Value> {
+        use glow::gpu::kernels::{conv_kernel, Conv2dParams};
+        let p = Conv2dParams {
+            batch: (m / (h * w)) as u32, h: h as u32, w: w as u32, cin: cin as u32, cout: cout as u32,
+            in_stride: in_stride as u32, in_offset: 0, out_stride: cout as u32, out_offset: 0, m: m as u32, _pad: [0; 2],
+        };
+        let (key, groups) = conv_kernel(ksize, true, edge, &p);
+        let k = (ksize * ksize) as usize * cin;
+        let kpad = (ksize * ksize) as usize * cin.div_ceil(4) * 4;
+        let f = |n: usize| bytemuck::cast_slice::<f32, u8>(&vec![0.01f32; n]).to_vec();
+        let storage = vec![f(m * in_stride), f(kpad * cout), f(cout), f(16 * cout), f(m * cout)];
+        let flop = 2.0 * (m * k * cout) as f64;
+        let reps = ((2e9 / flop) as usize).clamp(1, 50);
+        let run = |r| pollster::block_on(glow::gpu::single::run_kernel_n(ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4, r));
+        run(1)?;
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            run(reps)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
+        }
+        times.sort_by(f64::total_cmp);
+        let ms = times[1];
+        Ok(serde_json::json!({"kernel": key.label(), "m": m, "k": k, "n": cout, "ms": ms, "gflop_per_s": flop / (ms * 1e-3) / 1e9}))
+    }
+
+    fn bench_kernels(model: &Model, ctx: &GpuContext, batch: usize) -> Result<serde_json::Value> {
+        let s = model.folded.levels[0].shape;
+        let c = &model.config;
+        let w = c.width as usize;
+        let m = batch * s.pixels();
+        let e = c.edge_bias;
+        let matmul = time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false)?;
+        let limit = matmul["gflop_per_s"].as_f64().unwrap_or(1.0);
+        let mut classes = Vec::new();
+        for (name, v) in [
+            ("level0 f1 conv3x3 (C/2 -> width)", time_conv(ctx, m, s.h, s.w, s.c / 2, s.c, w, 3, e)?),
+            ("level0 f2 conv1x1 (width -> width)", time_conv(ctx, m, s.h, s.w, w, w, w, 1, false)?),
+            ("level0 f3 conv3x3 (width -> C/2 or C)", time_conv(ctx, m, s.h, s.w, w, w, c.coupling_out(0), 3, e)?),
+            ("level0 step affine (C -> C)", time_conv(ctx, m, s.h, s.w, s.c, s.c, s.c, 1, false)?),
+        ] {
+            let g = v["gflop_per_s"].as_f64().unwrap_or(0.0);
+            classes.push(serde_json::json!({"class": name, "result": v, "fraction_of_matmul": g / limit}));
+        }
+        Ok(serde_json::json!({"matmul_1024": matmul, "conv_classes": classes}))
+    }
+
+    fn bench(m: &ModelArgs, runs: usize, kernels: bool) -> Result<()> {
         let model = load_model(m)?;
         let b = m.batch;
         let flop = model.config.flops_per_image();
@@ -310,6 +362,7 @@ mod cli {
                 "plan_build_ms": load_ms,
                 "decode": {"cold_ms": dec_cold, "warm": stats(dec.clone()), "ms_per_image": med(&dec) / b as f64, "gflop_per_s": gflops(med(&dec)), "dispatches": decode_dispatches},
                 "encode": {"cold_ms": enc_cold, "warm": stats(enc.clone()), "ms_per_image": med(&enc) / b as f64, "gflop_per_s": gflops(med(&enc)), "dispatches": encode_dispatches},
+                "kernels": if kernels { bench_kernels(&model, glow.context(), b)? } else { serde_json::Value::Null },
                 "note": "warm times include readback (map_async awaited); cold = first call after the plan is built"
             }))
             .unwrap_or_default()

@@ -11,8 +11,10 @@ const COMMON: &str = include_str!("../../shaders/common.wgsl");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KernelKey {
     Conv2d { ksize: u32, relu: bool, edge: bool },
-    /// conv2d for channel counts, strides and offsets that are multiples of 4.
+    /// conv2d for output channels, strides and offsets that are multiples of 4.
     Conv2dVec4 { ksize: u32, relu: bool, edge: bool },
+    /// conv2d for few output channels, vec4 along the inner dimension.
+    Conv2dSkinny { ksize: u32, relu: bool, edge: bool },
     Coupling { affine: bool, reverse: bool },
     Squeeze { unsqueeze: bool },
     Prior { reverse: bool },
@@ -35,6 +37,7 @@ impl KernelKey {
         match self {
             KernelKey::Conv2d { .. } => include_str!("../../shaders/conv2d.wgsl"),
             KernelKey::Conv2dVec4 { .. } => include_str!("../../shaders/conv2d_vec4.wgsl"),
+            KernelKey::Conv2dSkinny { .. } => include_str!("../../shaders/conv2d_skinny.wgsl"),
             KernelKey::Coupling { .. } => include_str!("../../shaders/coupling.wgsl"),
             KernelKey::Squeeze { .. } => include_str!("../../shaders/squeeze.wgsl"),
             KernelKey::Prior { .. } => include_str!("../../shaders/prior.wgsl"),
@@ -48,7 +51,9 @@ impl KernelKey {
     /// The generated const lines that specialise the kernel.
     pub fn header(&self) -> String {
         match *self {
-            KernelKey::Conv2d { ksize, relu, edge } | KernelKey::Conv2dVec4 { ksize, relu, edge } => {
+            KernelKey::Conv2d { ksize, relu, edge }
+            | KernelKey::Conv2dVec4 { ksize, relu, edge }
+            | KernelKey::Conv2dSkinny { ksize, relu, edge } => {
                 format!("const KSIZE: u32 = {ksize}u;\nconst RELU: bool = {relu};\nconst EDGE: bool = {edge};\n")
             }
             KernelKey::Coupling { affine, reverse } => {
@@ -69,7 +74,7 @@ impl KernelKey {
     pub fn bindings(&self) -> (&'static [Access], &'static [Access]) {
         use Access::*;
         match self {
-            KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } => (&[Read, Read, Read, Read, ReadWrite], &[Uniform]),
+            KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } | KernelKey::Conv2dSkinny { .. } => (&[Read, Read, Read, Read, ReadWrite], &[Uniform]),
             KernelKey::Coupling { .. } => (&[ReadWrite, Read, ReadWrite], &[Uniform]),
             KernelKey::Squeeze { .. } => (&[Read, ReadWrite], &[Uniform]),
             KernelKey::Prior { .. } => (&[ReadWrite, Read, ReadWrite, ReadWrite], &[Uniform, Uniform]),
@@ -83,6 +88,9 @@ impl KernelKey {
     /// `conv2d|k3|relu|edge`, used in labels and error messages.
     pub fn label(&self) -> String {
         match *self {
+            KernelKey::Conv2dSkinny { ksize, relu, edge } => {
+                format!("conv2d_skinny|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
+            }
             KernelKey::Conv2dVec4 { ksize, relu, edge } => {
                 format!("conv2d_vec4|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
             }
@@ -110,6 +118,7 @@ impl KernelKey {
                 for edge in [false, true] {
                     v.push(KernelKey::Conv2d { ksize, relu, edge });
                     v.push(KernelKey::Conv2dVec4 { ksize, relu, edge });
+                    v.push(KernelKey::Conv2dSkinny { ksize, relu, edge });
                 }
             }
         }
@@ -292,14 +301,81 @@ const _: () = assert!(std::mem::size_of::<Conv2dParams>() == 48);
 const _: () = assert!(std::mem::size_of::<PriorParams>() == 48);
 const _: () = assert!(std::mem::size_of::<CallParams>() == 48);
 
-/// The conv kernel for a shape, and its workgroup counts. The vec4 variant needs every
-/// channel count, stride and offset to be a multiple of 4.
-pub fn conv_kernel(ksize: u32, relu: bool, edge: bool, p: &Conv2dParams) -> (KernelKey, (u32, u32, u32)) {
-    let aligned = [p.cin, p.cout, p.in_stride, p.in_offset, p.out_stride, p.out_offset].iter().all(|v| v % 4 == 0);
-    if aligned && std::env::var_os("GLOW_NO_VEC4").is_none() {
-        (KernelKey::Conv2dVec4 { ksize, relu, edge }, ((p.cout / 4).div_ceil(8), p.m.div_ceil(32), 1))
+/// Which conv kernel runs a shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvVariant {
+    /// Scalar loads everywhere: any shape.
+    Scalar,
+    /// vec4 inputs, weights and outputs: cout, strides and offsets multiples of 4.
+    Vec4,
+    /// vec4 along the inner dimension, transposed weights: any cout.
+    Skinny,
+}
+
+/// Picks the conv kernel for a shape. vec4 input reads need the input stride and offset
+/// to be multiples of 4 and room for ceil(cin/4)*4 channels in each pixel (the extra
+/// lanes are masked). `GLOW_CONV=scalar|vec4|skinny` forces a variant where it fits.
+pub fn conv_variant(p: &Conv2dParams) -> ConvVariant {
+    let cin4 = p.cin.div_ceil(4) * 4;
+    let vec_in = p.in_stride % 4 == 0 && p.in_offset % 4 == 0 && p.in_offset + cin4 <= p.in_stride;
+    let vec_out = p.cout % 4 == 0 && p.out_stride % 4 == 0 && p.out_offset % 4 == 0;
+    let forced = std::env::var("GLOW_CONV").ok();
+    match forced.as_deref() {
+        Some("scalar") => return ConvVariant::Scalar,
+        Some("skinny") if vec_in => return ConvVariant::Skinny,
+        _ => {}
+    }
+    if !vec_in {
+        ConvVariant::Scalar
+    } else if vec_out {
+        ConvVariant::Vec4
     } else {
-        (KernelKey::Conv2d { ksize, relu, edge }, (p.cout.div_ceil(32), p.m.div_ceil(32), 1))
+        ConvVariant::Skinny
+    }
+}
+
+/// The kernel key and workgroup counts for a conv of a given variant.
+pub fn conv_dispatch(variant: ConvVariant, ksize: u32, relu: bool, edge: bool, p: &Conv2dParams) -> (KernelKey, (u32, u32, u32)) {
+    let rows = p.m.div_ceil(32);
+    match variant {
+        ConvVariant::Scalar => (KernelKey::Conv2d { ksize, relu, edge }, (p.cout.div_ceil(32), rows, 1)),
+        ConvVariant::Vec4 => (KernelKey::Conv2dVec4 { ksize, relu, edge }, ((p.cout / 4).div_ceil(8), rows, 1)),
+        ConvVariant::Skinny => (KernelKey::Conv2dSkinny { ksize, relu, edge }, (p.cout.div_ceil(32), rows, 1)),
+    }
+}
+
+/// The conv kernel the engine uses for a shape, and its workgroup counts.
+pub fn conv_kernel(ksize: u32, relu: bool, edge: bool, p: &Conv2dParams) -> (KernelKey, (u32, u32, u32)) {
+    conv_dispatch(conv_variant(p), ksize, relu, edge, p)
+}
+
+/// Lays out a `[taps * cin, cout]` weight matrix the way a variant reads it: as is
+/// (scalar), with ceil(cin/4)*4 zero-padded rows per tap (vec4), or transposed to
+/// `[cout][taps][ceil(cin/4)*4]` (skinny).
+pub fn conv_weights(variant: ConvVariant, taps: usize, cin: usize, cout: usize, w: &[f32]) -> Vec<f32> {
+    let cin4 = cin.div_ceil(4) * 4;
+    match variant {
+        ConvVariant::Scalar => w.to_vec(),
+        ConvVariant::Vec4 => {
+            let mut out = vec![0f32; taps * cin4 * cout];
+            for t in 0..taps {
+                for ci in 0..cin {
+                    out[(t * cin4 + ci) * cout..][..cout].copy_from_slice(&w[(t * cin + ci) * cout..][..cout]);
+                }
+            }
+            out
+        }
+        ConvVariant::Skinny => {
+            let mut out = vec![0f32; cout * taps * cin4];
+            for co in 0..cout {
+                for t in 0..taps {
+                    for ci in 0..cin {
+                        out[(co * taps + t) * cin4 + ci] = w[(t * cin + ci) * cout + co];
+                    }
+                }
+            }
+            out
+        }
     }
 }
 

@@ -10,6 +10,13 @@ use wgpu::util::DeviceExt;
 /// order), the uniform `params`, and `call` when the kernel takes one; returns the
 /// final contents of storage buffer `read`.
 pub async fn run_kernel(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize) -> Result<Vec<u8>> {
+    run_kernel_n(ctx, key, storage, params, call, groups, read, 1).await
+}
+
+/// Like `run_kernel`, but dispatches the kernel `reps` times in one compute pass (for
+/// timing: the caller measures the wall time around it, readback included).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_kernel_n(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize, reps: usize) -> Result<Vec<u8>> {
     let device = &ctx.device;
     let mut cache = KernelCache::default();
     let k = cache.get(device, key);
@@ -60,7 +67,9 @@ pub async fn run_kernel(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], p
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &sg, &[]);
         pass.set_bind_group(1, &ug, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        for _ in 0..reps {
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        }
     }
     enc.copy_buffer_to_buffer(&bufs[read], 0, &staging, 0, size);
     ctx.queue.submit([enc.finish()]);

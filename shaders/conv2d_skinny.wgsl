@@ -1,0 +1,117 @@
+// The conv2d kernel (see conv2d.wgsl) for few output channels that are not a multiple
+// of 4, such as the coupling net's last 3x3 conv (width -> C/2 = 6 at a face model's
+// first level). The weights are stored transposed, [cout][tap][ceil(cin/4)*4] (zero
+// padded), so both the input (channels contiguous in NHWC) and the weights are read as
+// vec4 along the inner dimension: each thread computes 4 pixels x 4 output channels as
+// 16 vec4 dot products per 8 vec4 loads.
+//
+// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
+
+struct Conv2dParams {
+    batch: u32,
+    h: u32,
+    w: u32,
+    cin: u32,
+    cout: u32,
+    in_stride: u32,
+    in_offset: u32,
+    out_stride: u32,
+    out_offset: u32,
+    m: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> edge: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(1) @binding(0) var<uniform> params: Conv2dParams;
+
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+const RADIUS: i32 = i32(KSIZE / 2u);
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let co0 = gid.x * TN;
+    let m0 = gid.y * TM;
+    if (co0 >= params.cout || m0 >= params.m) {
+        return;
+    }
+    let hw = params.h * params.w;
+    let cin4 = (params.cin + 3u) / 4u;
+    let k4 = KSIZE * KSIZE * cin4;
+    let in_stride4 = params.in_stride / 4u;
+    let in_offset4 = params.in_offset / 4u;
+    // Output channels past cout read (and later drop) the last valid channel's weights.
+    var wrow: array<u32, 4>;
+    for (var c = 0u; c < TN; c++) {
+        wrow[c] = min(co0 + c, params.cout - 1u) * k4;
+    }
+    var py: array<i32, 4>;
+    var px: array<i32, 4>;
+    var pimg: array<u32, 4>;
+    for (var r = 0u; r < TM; r++) {
+        let m = min(m0 + r, params.m - 1u);
+        pimg[r] = m / hw;
+        let rem = m % hw;
+        py[r] = i32(rem / params.w);
+        px[r] = i32(rem % params.w);
+    }
+    var acc: array<vec4<f32>, 4>;   // acc[r][c]
+    for (var ky = 0; ky < i32(KSIZE); ky++) {
+        for (var kx = 0; kx < i32(KSIZE); kx++) {
+            var base: array<u32, 4>;
+            var inside: array<bool, 4>;
+            for (var r = 0u; r < TM; r++) {
+                let yy = py[r] + ky - RADIUS;
+                let xx = px[r] + kx - RADIUS;
+                inside[r] = yy >= 0 && yy < i32(params.h) && xx >= 0 && xx < i32(params.w);
+                let pix = (pimg[r] * params.h + u32(clamp(yy, 0, i32(params.h) - 1))) * params.w
+                        + u32(clamp(xx, 0, i32(params.w) - 1));
+                base[r] = pix * in_stride4 + in_offset4;
+            }
+            let kbase = (u32(ky) * KSIZE + u32(kx)) * cin4;
+            for (var c4 = 0u; c4 < cin4; c4++) {
+                let lane = vec4<u32>(c4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.cin);
+                let w0 = weight[wrow[0] + kbase + c4];
+                let w1 = weight[wrow[1] + kbase + c4];
+                let w2 = weight[wrow[2] + kbase + c4];
+                let w3 = weight[wrow[3] + kbase + c4];
+                for (var r = 0u; r < TM; r++) {
+                    let a = select(vec4<f32>(0.0), input[base[r] + c4], lane & vec4<bool>(inside[r]));
+                    acc[r] += vec4<f32>(dot(a, w0), dot(a, w1), dot(a, w2), dot(a, w3));
+                }
+            }
+        }
+    }
+    for (var r = 0u; r < TM; r++) {
+        let m = m0 + r;
+        if (m >= params.m) {
+            break;
+        }
+        var border = 0u;
+        if (EDGE) {
+            let y = u32(py[r]);
+            let x = u32(px[r]);
+            border = select(0u, 1u, y == 0u) | select(0u, 2u, y + 1u == params.h)
+                   | select(0u, 4u, x == 0u) | select(0u, 8u, x + 1u == params.w);
+        }
+        for (var c = 0u; c < TN; c++) {
+            let co = co0 + c;
+            if (co >= params.cout) {
+                break;
+            }
+            var v = acc[r][c] + bias[co];
+            if (EDGE) {
+                v += edge[border * params.cout + co];
+            }
+            if (RELU) {
+                v = max(v, 0.0);
+            }
+            output[m * params.out_stride + params.out_offset + co] = v;
+        }
+    }
+}
