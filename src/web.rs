@@ -3,11 +3,12 @@
 //! Calls on one model are serialised: a second call while one is running is refused
 //! with an error rather than racing for the same GPU buffers.
 
+use crate::cpu::CpuGlow;
 use crate::engine::Glow;
 use crate::error::GlowError;
 use crate::gpu::GpuContext;
 use crate::model::{level_temperatures, Model};
-use crate::reference::{self, ops};
+use crate::reference;
 use js_sys::{Array, Float32Array, Float64Array, Object, Reflect, Uint8ClampedArray};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -35,7 +36,7 @@ async fn shared_context() -> Result<Arc<GpuContext>, GlowError> {
 
 enum Backend {
     Gpu(Glow),
-    Cpu,
+    Cpu(CpuGlow),
 }
 
 struct Inner {
@@ -78,14 +79,14 @@ impl GlowModel {
         let model = Model::from_bytes(&config_json, &weights, attributes.as_deref()).map_err(js_err)?;
         let batch = batch.clamp(1, 64) as usize;
         let backend = match backend.as_str() {
-            "cpu" => Backend::Cpu,
+            "cpu" => Backend::Cpu(CpuGlow::new(&model)),
             "webgpu" => {
                 let ctx = shared_context().await.map_err(js_err)?;
                 Backend::Gpu(Glow::new(ctx, &model, batch).await.map_err(js_err)?)
             }
             "auto" | "" => match shared_context().await {
                 Ok(ctx) => Backend::Gpu(Glow::new(ctx, &model, batch).await.map_err(js_err)?),
-                Err(_) => Backend::Cpu,
+                Err(_) => Backend::Cpu(CpuGlow::new(&model)),
             },
             other => return Err(JsError::new(&format!("unknown backend '{other}': use auto, webgpu or cpu"))),
         };
@@ -122,14 +123,14 @@ impl GlowModel {
     pub fn backend(&self) -> String {
         match self.inner.backend {
             Backend::Gpu(_) => "webgpu".into(),
-            Backend::Cpu => "cpu".into(),
+            Backend::Cpu(_) => "cpu".into(),
         }
     }
     #[wasm_bindgen(getter, js_name = adapterInfo)]
     pub fn adapter_info(&self) -> String {
         match &self.inner.backend {
             Backend::Gpu(g) => g.adapter_info(),
-            Backend::Cpu => "CPU reference (wasm)".into(),
+            Backend::Cpu(_) => "CPU (wasm, no WebGPU)".into(),
         }
     }
     /// Names of the attribute directions shipped with the model (may be empty).
@@ -160,9 +161,9 @@ impl GlowModel {
         let n = check_n(n)?;
         let rgba = match &inner.backend {
             Backend::Gpu(g) => g.sample(n, &temps, seed).await.map_err(js_err)?,
-            Backend::Cpu => {
+            Backend::Cpu(c) => {
                 let eps = reference::random_eps(seed, n, inner.model.dim());
-                cpu_decode(&inner.model, &eps, n, &temps)
+                c.decode(&eps, n, &temps, false)
             }
         };
         Ok(Uint8ClampedArray::from(rgba.as_slice()))
@@ -179,7 +180,7 @@ impl GlowModel {
         }
         let rgba = match &inner.backend {
             Backend::Gpu(g) => g.decode(&eps, n, &temps).await.map_err(js_err)?,
-            Backend::Cpu => cpu_decode(&inner.model, &eps, n, &temps),
+            Backend::Cpu(c) => c.decode(&eps, n, &temps, false),
         };
         Ok(Uint8ClampedArray::from(rgba.as_slice()))
     }
@@ -201,10 +202,7 @@ impl GlowModel {
         }
         let enc = match &inner.backend {
             Backend::Gpu(g) => g.encode(&rgba, n).await.map_err(js_err)?,
-            Backend::Cpu => {
-                let x = ops::image_to_x(&rgba, m.config.image.channels as usize, m.config.n_bits);
-                reference::encode(&m.folded, &x, n)
-            }
+            Backend::Cpu(c) => c.encode(&rgba, n),
         };
         let o = Object::new();
         Reflect::set(&o, &"eps".into(), &Float32Array::from(enc.eps.as_slice())).map_err(|_| JsError::new("could not build the result"))?;
@@ -282,9 +280,4 @@ fn check_n(n: u32) -> Result<usize, JsError> {
         return Err(JsError::new(&format!("n = {n}: ask for 1 to 1024 images")));
     }
     Ok(n as usize)
-}
-
-fn cpu_decode(model: &Model, eps: &[f32], n: usize, temps: &[f32]) -> Vec<u8> {
-    let x = reference::decode(&model.folded, eps, n, temps);
-    ops::x_to_rgba(&x, model.config.image.channels as usize, model.config.n_bits, false)
 }

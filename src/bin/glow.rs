@@ -18,7 +18,7 @@ mod cli {
     use glow::error::{GlowError, Result};
     use glow::model::level_temperatures;
     use glow::reference;
-    use glow::{image_io, npy, GpuContext, Glow, Model};
+    use glow::{image_io, npy, CpuGlow, GpuContext, Glow, Model};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::time::Instant;
@@ -38,7 +38,7 @@ mod cli {
         /// Treat --model as a config file and use random weights (for benchmarks)
         #[arg(long)]
         random: bool,
-        /// Run the CPU reference instead of the GPU
+        /// Run the fast CPU engine instead of the GPU
         #[arg(long)]
         cpu: bool,
         /// Images per GPU dispatch
@@ -125,14 +125,15 @@ mod cli {
 
     enum Engine {
         Gpu(Glow),
-        Cpu(Model),
+        Cpu(CpuGlow),
     }
 
     impl Engine {
         fn open(m: &ModelArgs) -> Result<(Model, Engine)> {
             let model = load_model(m)?;
             if m.cpu {
-                return Ok((model.clone(), Engine::Cpu(model)));
+                let cpu = CpuGlow::new(&model);
+                return Ok((model, Engine::Cpu(cpu)));
             }
             let ctx = Arc::new(pollster::block_on(GpuContext::new())?);
             let glow = pollster::block_on(Glow::new(ctx, &model, m.batch))?;
@@ -141,26 +142,20 @@ mod cli {
         fn adapter(&self) -> String {
             match self {
                 Engine::Gpu(g) => g.adapter_info(),
-                Engine::Cpu(_) => "CPU reference".into(),
+                Engine::Cpu(_) => format!("CPU ({} on {})", std::env::consts::ARCH, std::env::consts::OS),
             }
         }
         /// Decode on whichever engine is open (the GPU plan's quantize flag is set at open).
         fn decode(&self, eps: &[f32], n: usize, temps: &[f32], quantize: bool) -> Result<Vec<u8>> {
             match self {
                 Engine::Gpu(g) => pollster::block_on(g.decode(eps, n, temps)),
-                Engine::Cpu(m) => {
-                    let x = reference::decode(&m.folded, eps, n, temps);
-                    Ok(reference::ops::x_to_rgba(&x, m.config.image.channels as usize, m.config.n_bits, quantize))
-                }
+                Engine::Cpu(c) => Ok(c.decode(eps, n, temps, quantize)),
             }
         }
         fn encode(&self, rgba: &[u8], n: usize) -> Result<reference::Encoded> {
             match self {
                 Engine::Gpu(g) => pollster::block_on(g.encode(rgba, n)),
-                Engine::Cpu(m) => {
-                    let x = reference::ops::image_to_x(rgba, m.config.image.channels as usize, m.config.n_bits);
-                    Ok(reference::encode(&m.folded, &x, n))
-                }
+                Engine::Cpu(c) => Ok(c.encode(rgba, n)),
             }
         }
     }
@@ -317,12 +312,55 @@ mod cli {
         Ok(serde_json::json!({"matmul_1024": matmul, "conv_classes": classes}))
     }
 
+    fn bench_cpu(model: &Model, b: usize, runs: usize) -> Result<()> {
+        let flop = model.config.flops_per_image();
+        let temps = vec![0.7; model.config.levels as usize];
+        let cpu = CpuGlow::new(model);
+        let eps = reference::random_eps(1, b, model.dim());
+        let rgba = cpu.decode(&eps, b, &temps, false);
+        let time = |f: &dyn Fn()| {
+            f();
+            let mut v = Vec::new();
+            for _ in 0..runs.max(1) {
+                let t = Instant::now();
+                f();
+                v.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            v
+        };
+        let dec = time(&|| {
+            cpu.decode(&eps, b, &temps, false);
+        });
+        let enc = time(&|| {
+            cpu.encode(&rgba, b);
+        });
+        let med = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "adapter": format!("CPU engine, 1 thread ({} {})", std::env::consts::ARCH, std::env::consts::OS),
+                "model": model.config.name, "batch": b, "gflop_per_image": flop / 1e9,
+                "decode": {"warm": stats(dec.clone()), "ms_per_image": med(&dec) / b as f64, "gflop_per_s": flop * b as f64 / (med(&dec) * 1e-3) / 1e9},
+                "encode": {"warm": stats(enc.clone()), "ms_per_image": med(&enc) / b as f64, "gflop_per_s": flop * b as f64 / (med(&enc) * 1e-3) / 1e9},
+            }))
+            .unwrap_or_default()
+        );
+        Ok(())
+    }
+
     fn bench(m: &ModelArgs, runs: usize, kernels: bool) -> Result<()> {
         let model = load_model(m)?;
         let b = m.batch;
         let flop = model.config.flops_per_image();
         let temps = vec![0.7; model.config.levels as usize];
         let runs = runs.max(1);
+        if m.cpu {
+            return bench_cpu(&model, b, runs);
+        }
         let t0 = Instant::now();
         let ctx = Arc::new(pollster::block_on(GpuContext::new())?);
         let glow = pollster::block_on(Glow::new(ctx, &model, b))?;
