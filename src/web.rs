@@ -72,8 +72,10 @@ pub struct GlowModel {
 
 #[wasm_bindgen]
 impl GlowModel {
-    /// Loads a model from the bytes of its directory's files. `backend` is "auto"
-    /// (WebGPU when the browser has it, else the CPU reference), "webgpu" or "cpu".
+    /// Loads a model from the bytes of its directory's files. `backend` is "webgpu",
+    /// "cpu" or "auto": WebGPU on a hardware adapter; the CPU engine when there is no
+    /// WebGPU or only a software fallback adapter (SwiftShader), where it is several
+    /// times faster (measured by www/bench.html: see README).
     /// `batch` is the GPU plan's batch size (images per dispatch).
     pub async fn load(config_json: String, weights: Vec<u8>, attributes: Option<Vec<u8>>, backend: String, batch: u32) -> Result<GlowModel, JsError> {
         let model = Model::from_bytes(&config_json, &weights, attributes.as_deref()).map_err(js_err)?;
@@ -85,8 +87,10 @@ impl GlowModel {
                 Backend::Gpu(Glow::new(ctx, &model, batch).await.map_err(js_err)?)
             }
             "auto" | "" => match shared_context().await {
-                Ok(ctx) => Backend::Gpu(Glow::new(ctx, &model, batch).await.map_err(js_err)?),
-                Err(_) => Backend::Cpu(CpuGlow::new(&model)),
+                Ok(ctx) if ctx.info.device_type != wgpu::DeviceType::Cpu => {
+                    Backend::Gpu(Glow::new(ctx, &model, batch).await.map_err(js_err)?)
+                }
+                _ => Backend::Cpu(CpuGlow::new(&model)),
             },
             other => return Err(JsError::new(&format!("unknown backend '{other}': use auto, webgpu or cpu"))),
         };

@@ -116,6 +116,19 @@ mod cli {
             #[arg(long)]
             kernels: bool,
         },
+        /// Write a model directory with random weights for a config (for benchmarks)
+        RandomModel {
+            /// A model.json to take the configuration from
+            #[arg(long)]
+            config: PathBuf,
+            #[arg(long)]
+            out: PathBuf,
+            /// Store weights as f16
+            #[arg(long)]
+            f16: bool,
+            #[arg(long, default_value_t = 1)]
+            seed: u64,
+        },
         /// Print the model's configuration and sizes as JSON
         Info {
             #[arg(long)]
@@ -241,6 +254,16 @@ mod cli {
                 }
             }
             Cmd::Bench { m, runs, kernels } => bench(&m, runs, kernels)?,
+            Cmd::RandomModel { config, out, f16, seed } => {
+                let text = std::fs::read_to_string(&config).map_err(|e| GlowError::Io(format!("{}: {e}", config.display())))?;
+                let cfg = glow::model::ModelConfig::from_json(&text)?;
+                let map = glow::model::random::random_weights(&cfg, seed)?;
+                std::fs::create_dir_all(&out).map_err(|e| GlowError::Io(format!("{}: {e}", out.display())))?;
+                write(&out.join("weights.safetensors"), &glow::model::random::write_safetensors(&cfg, &map, f16))?;
+                write(&out.join("model.json"), text.as_bytes())?;
+                Model::load_dir(&out)?;
+                println!("{}", serde_json::json!({"out": out, "f16": f16}));
+            }
             Cmd::Info { model } => {
                 let model = Model::load_dir(&model)?;
                 let c = &model.config;

@@ -44,6 +44,15 @@ fn rotation(g: &mut Gauss, c: usize) -> Vec<f32> {
 impl Model {
     /// A model with the given config and random weights of a trained model's scale.
     pub fn random(config: &ModelConfig, seed: u64) -> Result<Model> {
+        let map = random_weights(config, seed)?;
+        let w = Weights::from_map(config, map)?;
+        let folded = FoldedModel::new(config, &w)?;
+        Ok(Model { config: config.clone(), folded, directions: None })
+    }
+}
+
+/// Random natural parameters for a config, by tensor name.
+pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<HashMap<String, Vec<f32>>> {
         config.validate()?;
         let mut g = Gauss(seed);
         let mut map = HashMap::new();
@@ -63,8 +72,34 @@ impl Model {
             };
             map.insert(name, v);
         }
-        let w = Weights::from_map(config, map)?;
-        let folded = FoldedModel::new(config, &w)?;
-        Ok(Model { config: config.clone(), folded, directions: None })
+        Ok(map)
+}
+
+/// Serialises named tensors (shapes from the config) as safetensors, f16 or f32.
+pub fn write_safetensors(config: &ModelConfig, map: &HashMap<String, Vec<f32>>, f16: bool) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, shape) in config.expected_tensors() {
+        let v = &map[&name];
+        let start = data.len();
+        for x in v {
+            if f16 {
+                data.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes());
+            } else {
+                data.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        header.insert(
+            name,
+            serde_json::json!({"dtype": if f16 { "F16" } else { "F32" }, "shape": shape, "data_offsets": [start, data.len()]}),
+        );
     }
+    let mut h = serde_json::to_vec(&header).unwrap_or_default();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    out
 }

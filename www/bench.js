@@ -1,0 +1,74 @@
+// Browser benchmark: prints JSON into #out and sets document.body.dataset.done.
+import init, { GlowModel } from './pkg/glow.js';
+
+const out = document.getElementById('out');
+const q = new URLSearchParams(location.search);
+
+async function fetchBytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+function stats(v) {
+  const s = [...v].sort((a, b) => a - b);
+  const pick = (p) => s[Math.min(s.length - 1, Math.round((s.length - 1) * p))];
+  return { median_ms: pick(0.5), p90_ms: pick(0.9), min_ms: s[0], runs: s.length };
+}
+
+async function time(fn, runs) {
+  const t0 = performance.now();
+  await fn();
+  const cold = performance.now() - t0;
+  await fn();
+  const warm = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await fn();
+    warm.push(performance.now() - t);
+  }
+  return { cold_ms: cold, warm: stats(warm) };
+}
+
+async function main() {
+  await init();
+  const models = await (await fetch('models/index.json')).json();
+  const modelUrl = q.get('model') || models[0];
+  const runs = Number(q.get('runs') || 5);
+  const batches = (q.get('batches') || '1,16').split(',').map(Number);
+  const config = await (await fetch(`${modelUrl}/model.json`)).text();
+  const weights = await fetchBytes(`${modelUrl}/weights.safetensors`);
+  const adapter = navigator.gpu ? await navigator.gpu.requestAdapter() : null;
+  const result = {
+    model: modelUrl,
+    user_agent: navigator.userAgent,
+    webgpu_adapter: adapter ? { ...(adapter.info ? { vendor: adapter.info.vendor, architecture: adapter.info.architecture, description: adapter.info.description } : {}), isFallbackAdapter: adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter } : null,
+    results: [],
+  };
+  const backends = adapter ? ['webgpu', 'cpu'] : ['cpu'];
+  for (const backend of backends) {
+    for (const batch of batches) {
+      const t0 = performance.now();
+      const m = await GlowModel.load(config, weights, undefined, backend, batch);
+      const loadMs = performance.now() - t0;
+      const eps = m.sampleEps(batch, 1);
+      const dec = await time(() => m.decode(eps, batch, 0.7), runs);
+      const rgba = await m.decode(eps, batch, 0.7);
+      const enc = await time(() => m.encode(new Uint8Array(rgba.buffer), batch), runs);
+      result.results.push({
+        backend, adapter: m.adapterInfo, batch, load_ms: loadMs,
+        decode: { ...dec, ms_per_image: dec.warm.median_ms / batch },
+        encode: { ...enc, ms_per_image: enc.warm.median_ms / batch },
+      });
+      m.free();
+      out.textContent = JSON.stringify(result, null, 2);
+    }
+  }
+  out.textContent = JSON.stringify(result, null, 2);
+  document.body.dataset.done = '1';
+}
+
+main().catch((e) => {
+  out.textContent = `error: ${e.message || e}`;
+  document.body.dataset.done = 'error';
+});
