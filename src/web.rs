@@ -36,7 +36,8 @@ async fn shared_context() -> Result<Arc<GpuContext>, GlowError> {
 
 enum Backend {
     Gpu(Glow),
-    Cpu(CpuGlow),
+    /// The CPU engine, and why it was chosen.
+    Cpu(CpuGlow, String),
 }
 
 struct Inner {
@@ -81,7 +82,7 @@ impl GlowModel {
         let model = Model::from_bytes(&config_json, &weights, attributes.as_deref()).map_err(js_err)?;
         let batch = batch.clamp(1, 64) as usize;
         let backend = match backend.as_str() {
-            "cpu" => Backend::Cpu(CpuGlow::new(&model)),
+            "cpu" => Backend::Cpu(CpuGlow::new(&model), "CPU engine (wasm simd128), as asked".into()),
             "webgpu" => {
                 let ctx = shared_context().await.map_err(js_err)?;
                 Backend::Gpu(Glow::new(ctx, &model, batch).await.map_err(js_err)?)
@@ -90,7 +91,11 @@ impl GlowModel {
                 Ok(ctx) if ctx.info.device_type != wgpu::DeviceType::Cpu => {
                     Backend::Gpu(Glow::new(ctx, &model, batch).await.map_err(js_err)?)
                 }
-                _ => Backend::Cpu(CpuGlow::new(&model)),
+                Ok(ctx) => Backend::Cpu(
+                    CpuGlow::new(&model),
+                    format!("CPU engine (wasm simd128): faster than the software WebGPU adapter ({})", ctx.adapter_description()),
+                ),
+                Err(e) => Backend::Cpu(CpuGlow::new(&model), format!("CPU engine (wasm simd128): no WebGPU ({e})")),
             },
             other => return Err(JsError::new(&format!("unknown backend '{other}': use auto, webgpu or cpu"))),
         };
@@ -127,14 +132,14 @@ impl GlowModel {
     pub fn backend(&self) -> String {
         match self.inner.backend {
             Backend::Gpu(_) => "webgpu".into(),
-            Backend::Cpu(_) => "cpu".into(),
+            Backend::Cpu(..) => "cpu".into(),
         }
     }
     #[wasm_bindgen(getter, js_name = adapterInfo)]
     pub fn adapter_info(&self) -> String {
         match &self.inner.backend {
             Backend::Gpu(g) => g.adapter_info(),
-            Backend::Cpu(_) => "CPU (wasm, no WebGPU)".into(),
+            Backend::Cpu(_, why) => why.clone(),
         }
     }
     /// Names of the attribute directions shipped with the model (may be empty).
@@ -165,7 +170,7 @@ impl GlowModel {
         let n = check_n(n)?;
         let rgba = match &inner.backend {
             Backend::Gpu(g) => g.sample(n, &temps, seed).await.map_err(js_err)?,
-            Backend::Cpu(c) => {
+            Backend::Cpu(c, _) => {
                 let eps = reference::random_eps(seed, n, inner.model.dim());
                 c.decode(&eps, n, &temps, false)
             }
@@ -184,7 +189,7 @@ impl GlowModel {
         }
         let rgba = match &inner.backend {
             Backend::Gpu(g) => g.decode(&eps, n, &temps).await.map_err(js_err)?,
-            Backend::Cpu(c) => c.decode(&eps, n, &temps, false),
+            Backend::Cpu(c, _) => c.decode(&eps, n, &temps, false),
         };
         Ok(Uint8ClampedArray::from(rgba.as_slice()))
     }
@@ -206,7 +211,7 @@ impl GlowModel {
         }
         let enc = match &inner.backend {
             Backend::Gpu(g) => g.encode(&rgba, n).await.map_err(js_err)?,
-            Backend::Cpu(c) => c.encode(&rgba, n),
+            Backend::Cpu(c, _) => c.encode(&rgba, n),
         };
         let o = Object::new();
         Reflect::set(&o, &"eps".into(), &Float32Array::from(enc.eps.as_slice())).map_err(|_| JsError::new("could not build the result"))?;
