@@ -52,3 +52,66 @@ pub fn save_grid(path: &std::path::Path, rgba: &[u8], n: usize, w: usize, h: usi
     image::save_buffer(path, &out, gw as u32, gh as u32, image::ExtendedColorType::Rgba8)
         .map_err(|e| GlowError::Io(format!("{}: {e}", path.display())))
 }
+
+/// Applies a model's recorded `preprocess` (model.json) to a raw source image: crop box
+/// `[x, y, w, h]` in `source_size` pixels, then `pad` `[top, bottom, left, right]` with
+/// `pad_value`, giving `output`. A source image k times larger than `source_size` (the
+/// full-resolution CelebA files are 2x the 89x109 ones) has its crop box scaled by k and
+/// is downscaled by k with a box filter (the mean of each k x k block).
+pub fn preprocess(bytes: &[u8], spec: &serde_json::Value, width: u32, height: u32) -> Result<Vec<u8>> {
+    let bad = |m: String| GlowError::Config(format!("preprocess: {m}"));
+    let nums = |key: &str, n: usize| -> Result<Vec<u32>> {
+        let v = spec.get(key).and_then(|v| v.as_array()).ok_or_else(|| bad(format!("'{key}' missing")))?;
+        let out: Vec<u32> = v.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect();
+        if out.len() != n {
+            return Err(bad(format!("'{key}' must hold {n} integers")));
+        }
+        Ok(out)
+    };
+    let src = nums("source_size", 2)?;
+    let crop = nums("crop", 4)?;
+    let pad = if spec.get("pad").is_some() { nums("pad", 4)? } else { vec![0; 4] };
+    let pad_value = spec.get("pad_value").and_then(|v| v.as_u64()).unwrap_or(0).min(255) as u8;
+    let img = image::load_from_memory(bytes).map_err(|e| GlowError::Image(format!("cannot decode the image: {e}")))?;
+    let (w, h) = (img.width(), img.height());
+    let k = w / src[0].max(1);
+    if k == 0 || w != src[0] * k || h != src[1] * k {
+        return Err(GlowError::Image(format!(
+            "image is {w}x{h}; --preprocess takes raw {}x{} source images (or an integer multiple)",
+            src[0], src[1]
+        )));
+    }
+    let rgba = img.to_rgba8();
+    let (cx, cy, cw, ch) = (crop[0] * k, crop[1] * k, crop[2] * k, crop[3] * k);
+    if cx + cw > w || cy + ch > h {
+        return Err(bad(format!("crop box {crop:?} does not fit a {}x{} image", src[0], src[1])));
+    }
+    let (ow, oh) = (crop[2] + pad[2] + pad[3], crop[3] + pad[0] + pad[1]);
+    if (ow, oh) != (width, height) {
+        return Err(bad(format!("gives {ow}x{oh} images, the model takes {width}x{height}")));
+    }
+    let mut out = vec![0u8; (ow * oh * 4) as usize];
+    for y in 0..oh {
+        for x in 0..ow {
+            let o = ((y * ow + x) * 4) as usize;
+            let inside = y >= pad[0] && y < pad[0] + crop[3] && x >= pad[2] && x < pad[2] + crop[2];
+            if !inside {
+                out[o..o + 4].copy_from_slice(&[pad_value, pad_value, pad_value, 255]);
+                continue;
+            }
+            let (sx, sy) = (cx + (x - pad[2]) * k, cy + (y - pad[0]) * k);
+            for c in 0..3 {
+                let mut sum = 0u32;
+                for dy in 0..k {
+                    for dx in 0..k {
+                        sum += rgba.get_pixel(sx + dx, sy + dy)[c] as u32;
+                    }
+                }
+                // Round half up, as a 2x2 mean of integers is usually stored.
+                out[o + c] = ((sum + k * k / 2) / (k * k)) as u8;
+            }
+            out[o + 3] = 255;
+        }
+    }
+    Ok(out)
+}

@@ -51,6 +51,10 @@ mod cli {
         /// Centre-crop images to the model's aspect ratio and resize them (bilinear) to its size
         #[arg(long)]
         fit: bool,
+        /// Apply the model's recorded crop/pad (model.json "preprocess") to raw source images,
+        /// e.g. CelebA's aligned 89x109 (or 178x218) files
+        #[arg(long, conflicts_with = "fit")]
+        preprocess: bool,
     }
 
     #[derive(Subcommand)]
@@ -185,10 +189,22 @@ mod cli {
         (n as f64).sqrt().ceil() as usize
     }
 
-    fn load_images(model: &Model, paths: &[PathBuf], fit: bool) -> Result<Vec<u8>> {
+    fn load_images(model: &Model, paths: &[PathBuf], i: &ImageArgs) -> Result<Vec<u8>> {
+        let (w, h) = (model.config.image.width, model.config.image.height);
         let mut all = Vec::new();
         for p in paths {
-            all.extend(image_io::load_rgba(p, model.config.image.width, model.config.image.height, fit)?);
+            if i.preprocess {
+                let spec = model.config.preprocess.as_ref().ok_or_else(|| {
+                    GlowError::Config(format!("model '{}' records no preprocess; use --fit", model.config.name))
+                })?;
+                let bytes = std::fs::read(p).map_err(|e| GlowError::Io(format!("{}: {e}", p.display())))?;
+                all.extend(image_io::preprocess(&bytes, spec, w, h).map_err(|e| match e {
+                    GlowError::Image(m) => GlowError::Image(format!("{}: {m}", p.display())),
+                    e => e,
+                })?);
+            } else {
+                all.extend(image_io::load_rgba(p, w, h, i.fit)?);
+            }
         }
         Ok(all)
     }
@@ -223,7 +239,7 @@ mod cli {
             }
             Cmd::Encode { m, i, image, out } => {
                 let (model, engine) = Engine::open(&m)?;
-                let rgba = load_images(&model, std::slice::from_ref(&image), i.fit)?;
+                let rgba = load_images(&model, std::slice::from_ref(&image), &i)?;
                 let enc = engine.encode(&rgba, 1)?;
                 write(&out, &npy::write_f32(&[1, model.dim()], &enc.eps))?;
                 println!("{}", serde_json::json!({"image": image, "out": out, "dim": model.dim(), "bits_per_dim": enc.bits_per_dim[0]}));
@@ -248,7 +264,7 @@ mod cli {
             Cmd::Bpd { m, i, images } => {
                 let (model, engine) = Engine::open(&m)?;
                 for p in &images {
-                    let rgba = load_images(&model, std::slice::from_ref(p), i.fit)?;
+                    let rgba = load_images(&model, std::slice::from_ref(p), &i)?;
                     let enc = engine.encode(&rgba, 1)?;
                     println!("{}", serde_json::json!({"image": p, "bits_per_dim": enc.bits_per_dim[0]}));
                 }
