@@ -1,11 +1,12 @@
 // Runs www/bench.html in headless Chromium (WebGPU on SwiftShader) against a built dist/
-// and prints its JSON. Usage: node bench/browser.mjs [models/NAME] [runs] [batches]
+// and prints its JSON. Usage: node bench/browser.mjs [models/NAME] [runs] [batches] [backends]
+// (DIST=folder serves another build folder).
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 
 const { chromium } = await import(process.env.PLAYWRIGHT_CORE || 'playwright-core');
-const root = path.resolve(process.argv[1], '../../dist');
+const root = path.resolve(process.env.DIST || path.resolve(process.argv[1], '../../dist'));
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 const server = http.createServer((req, res) => {
   const p = path.join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
@@ -26,6 +27,7 @@ try {
   if (process.argv[2]) q.set('model', process.argv[2]);
   if (process.argv[3]) q.set('runs', process.argv[3]);
   if (process.argv[4]) q.set('batches', process.argv[4]);
+  if (process.argv[5]) q.set('backends', process.argv[5]);
   await page.goto(`http://127.0.0.1:${port}/bench.html?${q}`);
   await page.waitForFunction(() => document.body.dataset.done, null, { timeout: 600_000 });
   console.log(await page.textContent('#out'));

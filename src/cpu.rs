@@ -45,48 +45,44 @@ impl PackedConv {
         let rad = (ks / 2) as isize;
         let k = ks * ks * c.cin;
         let blocks = c.cout.div_ceil(NR);
-        let mut a = vec![0f32; MR * k]; // im2col of MR pixels
+        // im2col of MR pixels, interleaved: a[kk * MR + r], so the micro-kernel reads
+        // MR inputs and NR weights contiguously for each kk.
+        let mut a = vec![0f32; MR * k];
+        let mut row = vec![0f32; k];
         let total = g.batch * h * w;
         let mut m0 = 0;
         while m0 < total {
             let mr = MR.min(total - m0);
             // Gather the MR pixels' receptive fields (zeros outside the image).
             for r in 0..MR {
-                let row = &mut a[r * k..(r + 1) * k];
                 if r >= mr {
                     row.fill(0.0);
-                    continue;
-                }
-                let m = m0 + r;
-                let (b, y, x) = (m / (h * w), (m / w) % h, m % w);
-                for ky in 0..ks {
-                    for kx in 0..ks {
-                        let t = (ky * ks + kx) * c.cin;
-                        let yy = y as isize + ky as isize - rad;
-                        let xx = x as isize + kx as isize - rad;
-                        let dst = &mut row[t..t + c.cin];
-                        if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
-                            dst.fill(0.0);
-                        } else {
-                            let pix = (b * h + yy as usize) * w + xx as usize;
-                            let src = pix * g.in_stride + g.in_offset;
-                            dst.copy_from_slice(&input[src..src + c.cin]);
+                } else {
+                    let m = m0 + r;
+                    let (b, y, x) = (m / (h * w), (m / w) % h, m % w);
+                    for ky in 0..ks {
+                        for kx in 0..ks {
+                            let t = (ky * ks + kx) * c.cin;
+                            let yy = y as isize + ky as isize - rad;
+                            let xx = x as isize + kx as isize - rad;
+                            let dst = &mut row[t..t + c.cin];
+                            if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
+                                dst.fill(0.0);
+                            } else {
+                                let pix = (b * h + yy as usize) * w + xx as usize;
+                                let src = pix * g.in_stride + g.in_offset;
+                                dst.copy_from_slice(&input[src..src + c.cin]);
+                            }
                         }
                     }
+                }
+                for (kk, v) in row.iter().enumerate() {
+                    a[kk * MR + r] = *v;
                 }
             }
             for nb in 0..blocks {
                 let wp = &self.packed[nb * k * NR..(nb + 1) * k * NR];
-                let mut acc = [[0f32; NR]; MR];
-                for kk in 0..k {
-                    let wv: &[f32; NR] = wp[kk * NR..kk * NR + NR].try_into().unwrap();
-                    for r in 0..MR {
-                        let av = a[r * k + kk];
-                        for j in 0..NR {
-                            acc[r][j] += av * wv[j];
-                        }
-                    }
-                }
+                let acc = micro_kernel(&a, wp);
                 for (r, accr) in acc.iter().enumerate().take(mr) {
                     let m = m0 + r;
                     let (y, x) = ((m / w) % h, m % w);
@@ -110,6 +106,24 @@ impl PackedConv {
             m0 += MR;
         }
     }
+}
+
+/// The GEMM micro-kernel: `acc[r][j] = sum_kk a[kk][r] * w[kk][j]` over MR x NR outputs,
+/// written with fixed-size chunks so the compiler drops bounds checks and keeps the
+/// 32 accumulators in vector registers.
+#[inline(always)]
+fn micro_kernel(a: &[f32], w: &[f32]) -> [[f32; NR]; MR] {
+    let mut acc = [[0f32; NR]; MR];
+    for (av, wv) in a.chunks_exact(MR).zip(w.chunks_exact(NR)) {
+        let av: &[f32; MR] = av.try_into().unwrap_or(&[0.0; MR]);
+        let wv: &[f32; NR] = wv.try_into().unwrap_or(&[0.0; NR]);
+        for r in 0..MR {
+            for j in 0..NR {
+                acc[r][j] += av[r] * wv[j];
+            }
+        }
+    }
+    acc
 }
 
 struct Step {

@@ -45,7 +45,7 @@ async function main() {
     webgpu_adapter: adapter ? { ...(adapter.info ? { vendor: adapter.info.vendor, architecture: adapter.info.architecture, description: adapter.info.description } : {}), isFallbackAdapter: adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter } : null,
     results: [],
   };
-  const backends = adapter ? ['webgpu', 'cpu'] : ['cpu'];
+  const backends = (q.get('backends') || (adapter ? 'webgpu,cpu' : 'cpu')).split(',');
   for (const backend of backends) {
     for (const batch of batches) {
       const t0 = performance.now();
