@@ -120,6 +120,23 @@ mod cli {
             #[arg(long)]
             kernels: bool,
         },
+        /// Move one sampled face along attribute directions: one row per attribute
+        Manipulate {
+            #[command(flatten)]
+            m: ModelArgs,
+            /// Attribute names (see `glow info`), comma separated
+            #[arg(long, value_delimiter = ',', required = true)]
+            attributes: Vec<String>,
+            /// Amounts along each direction, comma separated
+            #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_value = "-1.5,-0.75,0,0.75,1.5")]
+            amounts: Vec<f32>,
+            #[arg(long, default_value_t = 0.7)]
+            temperature: f32,
+            #[arg(long, default_value_t = 0)]
+            seed: u32,
+            #[arg(long, default_value = "manipulate.png")]
+            out: PathBuf,
+        },
         /// Write a model directory with random weights for a config (for benchmarks)
         RandomModel {
             /// A model.json to take the configuration from
@@ -270,6 +287,26 @@ mod cli {
                 }
             }
             Cmd::Bench { m, runs, kernels } => bench(&m, runs, kernels)?,
+            Cmd::Manipulate { m, attributes, amounts, temperature, seed, out } => {
+                let (model, engine) = Engine::open(&m)?;
+                let dirs = model.directions.as_ref().ok_or_else(|| GlowError::Input(format!("model '{}' has no attribute directions", model.config.name)))?;
+                let d = model.dim();
+                // The face is the sample at this seed and temperature; its eps is scaled
+                // by T so that decoding at T = 1 shows exactly that sample.
+                let base: Vec<f32> = reference::random_eps(seed, 1, d).iter().map(|v| v * temperature).collect();
+                let mut eps = Vec::new();
+                for a in &attributes {
+                    let i = dirs.index(a).ok_or_else(|| GlowError::Input(format!("unknown attribute '{a}'; the model has: {}", dirs.names.join(", "))))?;
+                    for t in &amounts {
+                        eps.extend(base.iter().zip(dirs.row(i)).map(|(e, v)| e + t * v));
+                    }
+                }
+                let n = eps.len() / d;
+                let temps = level_temperatures(&model.config, 1.0, &[])?;
+                let rgba = engine.decode(&eps, n, &temps, false)?;
+                image_io::save_grid(&out, &rgba, n, model.width(), model.height(), amounts.len())?;
+                println!("{}", serde_json::json!({"out": out, "rows": attributes, "amounts": amounts, "seed": seed}));
+            }
             Cmd::RandomModel { config, out, f16, seed } => {
                 let text = std::fs::read_to_string(&config).map_err(|e| GlowError::Io(format!("{}: {e}", config.display())))?;
                 let cfg = glow::model::ModelConfig::from_json(&text)?;
@@ -289,7 +326,7 @@ mod cli {
                     serde_json::json!({"name": c.name, "image": [c.image.width, c.image.height, c.image.channels], "n_bits": c.n_bits,
                         "levels": c.levels, "steps": c.steps, "width": c.width, "coupling": c.coupling, "edge_bias": c.edge_bias,
                         "parameters": params, "dim": model.dim(), "gflop_per_image": c.flops_per_image() / 1e9,
-                        "attributes": model.directions.as_ref().map(|d| d.names.len()).unwrap_or(0)})
+                        "attributes": model.directions.as_ref().map(|d| d.names.clone()).unwrap_or_default()})
                 );
             }
         }
