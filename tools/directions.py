@@ -82,6 +82,7 @@ def main():
     directions = (mean_pos - mean_neg).float()
     save_file({"directions": np.ascontiguousarray(directions.numpy().astype(np.float16))},
               os.path.join(a.model, "attributes.safetensors"))
+    os.chmod(os.path.join(a.model, "attributes.safetensors"), 0o644)
     meta["attributes"] = {
         "file": "attributes.safetensors",
         "names": attr_names,
