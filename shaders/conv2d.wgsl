@@ -7,21 +7,6 @@
 //
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
 
-struct Conv2dParams {
-    batch: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    cout: u32,
-    in_stride: u32,
-    in_offset: u32,
-    out_stride: u32,
-    out_offset: u32,
-    m: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
@@ -90,8 +75,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (EDGE) {
             let y = u32(py[r]);
             let x = u32(px[r]);
-            border = select(0u, 1u, y == 0u) | select(0u, 2u, y + 1u == params.h)
-                  | select(0u, 4u, x == 0u) | select(0u, 8u, x + 1u == params.w);
+            border = border_class(y, x, params.h, params.w);
         }
         for (var c = 0u; c < TN; c++) {
             let co = co0 + c;

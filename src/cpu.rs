@@ -184,19 +184,7 @@ impl CpuGlow {
     }
 
     fn prior_geometry(&self, l: usize, batch: usize) -> ops::PriorGeometry {
-        let s = self.model.levels[l].shape;
-        let last = l + 1 == self.model.levels.len();
-        let cz = if last { s.c } else { s.c / 2 };
-        ops::PriorGeometry {
-            batch,
-            pixels: s.pixels(),
-            cz,
-            z_stride: s.c,
-            z_offset: s.c - cz,
-            h_image_stride: if last { 0 } else { s.pixels() * 2 * cz },
-            eps_offset: s.eps_offset,
-            eps_image_stride: self.model.dim(),
-        }
+        reference::split_geometry(&self.model, l, batch)
     }
 
     /// Encodes RGBA8 images.

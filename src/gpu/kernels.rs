@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use std::collections::HashMap;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
 
 /// Everything that changes a kernel's code (never shapes: those are uniforms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,9 +66,14 @@ impl KernelKey {
         }
     }
 
-    /// The full WGSL source: const header, common helpers, kernel file.
+    /// The full WGSL source: const header, common helpers (and the conv kernels' shared
+    /// part), kernel file.
     pub fn source(&self) -> String {
-        format!("// {}\n{}{}\n{}", self.label(), self.header(), COMMON, self.file())
+        let conv = match self {
+            KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } | KernelKey::Conv2dSkinny { .. } => CONV_COMMON,
+            _ => "",
+        };
+        format!("// {}\n{}{}\n{}\n{}", self.label(), self.header(), COMMON, conv, self.file())
     }
 
     /// Group 0 bindings (storage) then group 1 bindings (uniforms), in binding order.

@@ -55,7 +55,9 @@ fn coupling_net(model: &FoldedModel, l: usize, k: usize, batch: usize, state: &[
     h3
 }
 
-fn split_geometry(model: &FoldedModel, l: usize, batch: usize) -> PriorGeometry {
+/// Where level `l`'s prior reads z2 and writes eps (the split's second half, or the
+/// whole state at the top).
+pub fn split_geometry(model: &FoldedModel, l: usize, batch: usize) -> PriorGeometry {
     let s = model.levels[l].shape;
     let last = l + 1 == model.levels.len();
     let cz = if last { s.c } else { s.c / 2 };
