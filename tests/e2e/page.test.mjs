@@ -23,7 +23,10 @@ const OUT = path.join(ROOT, 'test-results');
 const GRID = Number(process.env.GLOW_E2E_GRID || 2);
 const WAIT = Number(process.env.GLOW_E2E_TIMEOUT_MS || 150000);
 const LIMIT_S = Number(process.env.GLOW_E2E_LIMIT_S || 600);
-const CELEBA = '/work/shared/data/celeba_9k_89x109/images/000001.jpg';
+// A real face from the shared data beside the checkout (read in place, never copied);
+// a generated image stands in when it is absent.
+const CELEBA = [path.join(ROOT, '../shared/data/celeba_9k_89x109/images/000001.jpg'),
+  '/work/shared/data/celeba_9k_89x109/images/000001.jpg'].find((p) => fs.existsSync(p)) || '';
 const BROWSER = process.env.CHROMIUM || '/usr/bin/chromium';
 
 // The WebGPU-on-SwiftShader flag set from TOOLCHAIN.md.
