@@ -161,6 +161,24 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The prior kernel's parameters for level `l`: the same geometry as the CPU
+/// reference's (`reference::split_geometry`), so the two cannot drift apart.
+fn prior_params(model: &FoldedModel, l: usize, batch: usize) -> PriorParams {
+    let g = reference::split_geometry(model, l, batch);
+    PriorParams {
+        count: (batch * g.pixels * g.cz) as u32,
+        pixels: g.pixels as u32,
+        cz: g.cz as u32,
+        z_stride: g.z_stride as u32,
+        z_offset: g.z_offset as u32,
+        h_image_stride: g.h_image_stride as u32,
+        eps_offset: g.eps_offset as u32,
+        eps_image_stride: g.eps_image_stride as u32,
+        level: l as u32,
+        _pad: [0; 3],
+    }
+}
+
 fn storage(device: &wgpu::Device, label: &str, floats: usize) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -303,26 +321,15 @@ impl Glow {
                 cur = 1 - cur;
                 Self::coupling_ops(&mut eb, &n, w, batch, s.h, s.w, c, width, &b.state[cur], b, affine, false);
             }
-            let cz = if l + 1 < nl { c / 2 } else { c };
-            let (hbuf, h_stride) = match &priors[l] {
+            let hbuf = match &priors[l] {
                 Some(pw) => {
                     eb.conv(format!("L{l}/prior"), pw, batch, s.h, s.w, &b.state[cur], c, &b.h3, c);
-                    (b.h3.clone(), p * 2 * cz)
+                    b.h3.clone()
                 }
-                None => (b.top.clone(), 0),
+                None => b.top.clone(),
             };
-            let pp = PriorParams {
-                count: (batch * p * cz) as u32,
-                pixels: p as u32,
-                cz: cz as u32,
-                z_stride: c as u32,
-                z_offset: (c - cz) as u32,
-                h_image_stride: h_stride as u32,
-                eps_offset: s.eps_offset as u32,
-                eps_image_stride: d as u32,
-                level: l as u32,
-                _pad: [0; 3],
-            };
+            let pp = prior_params(&fm, l, batch);
+            let cz = pp.cz as usize;
             eb.push(format!("L{l}/prior_standardize"), KernelKey::Prior { reverse: false }, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, true, elementwise_groups(batch * p * cz));
             eb.push(format!("L{l}/prior_sum"), KernelKey::Reduce, vec![b.terms.clone(), b.acc.clone()], ReduceParams { n: (p * cz) as u32, _pad: [0; 3] }, false, (batch as u32, 1, 1));
             prev = b.state[cur].clone();
@@ -340,9 +347,8 @@ impl Glow {
             let lev = &fm.levels[l];
             let s = lev.shape;
             let (p, c) = (s.pixels(), s.c);
-            let cz = if l + 1 < nl { c / 2 } else { c };
-            let (hbuf, h_stride) = match &priors[l] {
-                None => (b.top.clone(), 0),
+            let hbuf = match &priors[l] {
+                None => b.top.clone(),
                 Some(pw) => {
                     let sb = fm.levels[l + 1].shape;
                     let un = SqueezeParams {
@@ -357,21 +363,11 @@ impl Glow {
                     db.push(format!("L{l}/unsqueeze"), KernelKey::Squeeze { unsqueeze: true }, vec![b.state[cur].clone(), b.state[1 - cur].clone()], un, false, elementwise_groups(batch * sb.pixels() * sb.c));
                     cur = 1 - cur;
                     db.conv(format!("L{l}/prior"), pw, batch, s.h, s.w, &b.state[cur], c, &b.h3, c);
-                    (b.h3.clone(), p * 2 * cz)
+                    b.h3.clone()
                 }
             };
-            let pp = PriorParams {
-                count: (batch * p * cz) as u32,
-                pixels: p as u32,
-                cz: cz as u32,
-                z_stride: c as u32,
-                z_offset: (c - cz) as u32,
-                h_image_stride: h_stride as u32,
-                eps_offset: s.eps_offset as u32,
-                eps_image_stride: d as u32,
-                level: l as u32,
-                _pad: [0; 3],
-            };
+            let pp = prior_params(&fm, l, batch);
+            let cz = pp.cz as usize;
             db.push(format!("L{l}/prior_sample"), KernelKey::Prior { reverse: true }, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, true, elementwise_groups(batch * p * cz));
             for (k, w) in steps[l].iter().enumerate().rev() {
                 let n = format!("L{l}/S{k}");

@@ -3,7 +3,7 @@
 //! `include_bytes!` so the browser needs no file system.
 #![allow(dead_code)]
 
-use glow::reference::{self, ops};
+use glow::reference;
 use glow::{GpuContext, Glow, Model};
 use safetensors::SafeTensors;
 use std::sync::Arc;
@@ -144,5 +144,4 @@ pub async fn sampling_is_deterministic(ctx: Arc<GpuContext>) {
     // A batch of 3 on a plan of batch 2 (two chunks) equals one plan of batch 3.
     let g3 = Glow::new(ctx, &model, 3).await.unwrap();
     assert_eq!(g3.sample(3, &temps, 1234).await.unwrap(), a, "chunked batch differs");
-    let _ = ops::to_u8(0.0, 5, false);
 }
