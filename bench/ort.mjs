@@ -6,7 +6,7 @@
 //
 //   node bench/ort.mjs [--root dist] [--model models/bench64] [--runs 5] [--batches 1,16]
 //                      [--budget 30] [--pages webgpu,wasm1,wasm2] [--out bench/RESULTS-ort.md]
-//                      [--json FILE] [--page-timeout 300] [--min-runs 3]
+//                      [--json FILE] [--page-timeout 300] [--min-runs 3] [--warmup 3]
 //                      [--gpu-batches B] [--gpu-runs N] [--gpu-min-runs N]   (WebGPU pages only)
 //                      [--merge A.json,B.json]  (add the pages of earlier runs' --json to the summary)
 //                      [--from-json FILE]       (no browser: rewrite the summary from a --json file)
@@ -16,7 +16,9 @@
 //   wasm1:  ours on the CPU engine (wasm, 1 thread) vs ORT's wasm EP with numThreads=1
 //   wasm2:  ORT's wasm EP with numThreads=2 (ours untimed: it only supplies inputs/checks)
 //   webgpu-ort: ORT's WebGPU EP alone (ours untimed), for batches too slow for the webgpu page
-// A warm series stops after --runs calls, or once it has taken --budget seconds and has
+// Before timing, each page makes untimed calls of every engine for --warmup seconds (CPU
+// pages; at least one round; WebGPU pages one round), so that V8's optimising tier runs both
+// engines' wasm. A warm series stops after --runs calls, or once it has taken --budget seconds and has
 // at least --min-runs calls.
 // Missing ONNX files (MODEL/{decode,encode}_b{B}.onnx) are exported with
 // tools/export_onnx.py using $PYTHON (default .venv/bin/python).
@@ -31,7 +33,7 @@ import { spawnSync } from 'node:child_process';
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const args = { root: 'dist', model: 'models/bench64', runs: '5', batches: '1,16', budget: '30', 'min-runs': '3',
   'gpu-batches': '', merge: '', 'from-json': '', 'gpu-runs': '', 'gpu-min-runs': '',
-  pages: 'webgpu,wasm1,wasm2', out: 'bench/RESULTS-ort.md', json: '', 'page-timeout': '300' };
+  pages: 'webgpu,wasm1,wasm2', warmup: '3', out: 'bench/RESULTS-ort.md', json: '', 'page-timeout': '300' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in args) || process.argv[i + 1] === undefined) {
@@ -119,7 +121,7 @@ async function runBrowser() {
       page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
       page.on('response', (r) => { if (r.status() >= 400) consoleLines.push(`HTTP ${r.status()}: ${r.url()}`); });
       const gpu = cfg.ort === 'webgpu' || cfg.glow === 'webgpu';
-      const qs = new URLSearchParams({ model: args.model, budget_s: args.budget,
+      const qs = new URLSearchParams({ model: args.model, budget_s: args.budget, warmup_s: gpu ? '0' : args.warmup,
         runs: (gpu && args['gpu-runs']) || args.runs, min_runs: (gpu && args['gpu-min-runs']) || args['min-runs'],
         batches: gpu ? gpuBatches : args.batches,
         ort: cfg.ort, threads: String(cfg.threads), glow: cfg.glow, glow_time: String(cfg.glow_time ?? 1) });

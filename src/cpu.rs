@@ -199,7 +199,25 @@ impl CpuGlow {
         self.encode_x(&x, batch)
     }
 
+    /// Encodes model values `[batch, H, W, channels]`, one image at a time: images are
+    /// independent, and one image's activations stay in the cache (a batch of 16 at once
+    /// was measured 25% slower per image).
     pub fn encode_x(&self, x: &[f32], batch: usize) -> Encoded {
+        let d = self.model.dim();
+        let mut all = Encoded { eps: Vec::with_capacity(batch * d), logdet: vec![], logp: vec![], objective: vec![], bits_per_dim: vec![] };
+        for img in x.chunks_exact(d).take(batch) {
+            let e = self.encode_one(img);
+            all.eps.extend(e.eps);
+            all.logdet.extend(e.logdet);
+            all.logp.extend(e.logp);
+            all.objective.extend(e.objective);
+            all.bits_per_dim.extend(e.bits_per_dim);
+        }
+        all
+    }
+
+    fn encode_one(&self, x: &[f32]) -> Encoded {
+        let batch = 1;
         let fm = &self.model;
         let cfg = &fm.config;
         let affine = cfg.coupling == Coupling::Affine;
@@ -239,7 +257,14 @@ impl CpuGlow {
     }
 
     /// Decodes eps at per-level temperatures to model values `[batch, H, W, channels]`.
+    /// (One image at a time, as `encode_x`.)
     pub fn decode_x(&self, eps: &[f32], batch: usize, temps: &[f32]) -> Vec<f32> {
+        let d = self.model.dim();
+        eps.chunks_exact(d).take(batch).flat_map(|e| self.decode_one(e, temps)).collect()
+    }
+
+    fn decode_one(&self, eps: &[f32], temps: &[f32]) -> Vec<f32> {
+        let batch = 1;
         let fm = &self.model;
         let cfg = &fm.config;
         let affine = cfg.coupling == Coupling::Affine;
