@@ -14,6 +14,10 @@ use wgpu::util::DeviceExt;
 /// One recorded dispatch.
 struct Op {
     label: String,
+    /// The kernel variant's label and the multiply-adds x2 of a conv (0 otherwise), for
+    /// the per-dispatch profile.
+    kernel: String,
+    flop: f64,
     pipeline: wgpu::ComputePipeline,
     storage: wgpu::BindGroup,
     uniforms: wgpu::BindGroup,
@@ -23,6 +27,7 @@ struct Op {
 /// A dispatch waiting for the uniform buffer to exist.
 struct PendingOp {
     label: String,
+    flop: f64,
     key: KernelKey,
     buffers: Vec<wgpu::Buffer>,
     params: (u64, u64),
@@ -62,6 +67,18 @@ enum Output {
     X,
 }
 
+/// One dispatch's GPU time from timestamp queries (`Glow::profile`).
+#[derive(Clone, Debug)]
+pub struct DispatchTime {
+    /// Where in the flow, e.g. "level0/step3/f1".
+    pub label: String,
+    /// The kernel variant, e.g. "conv2d_vec4|k3|relu|edge".
+    pub kernel: String,
+    pub ms: f64,
+    /// Floating-point operations (2 per multiply-add) of a conv; 0 for other kernels.
+    pub flop: f64,
+}
+
 pub struct Glow {
     ctx: Arc<GpuContext>,
     model: FoldedModel,
@@ -89,7 +106,7 @@ impl<'a> Builder<'a> {
         self.params.extend_from_slice(bytes);
         let padded = self.params.len().div_ceil(self.align) * self.align;
         self.params.resize(padded, 0);
-        self.pending.push(PendingOp { label, key, buffers, params: (off as u64, bytes.len() as u64), uses_call, groups });
+        self.pending.push(PendingOp { label, flop: 0.0, key, buffers, params: (off as u64, bytes.len() as u64), uses_call, groups });
     }
 
     fn conv(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize) {
@@ -112,6 +129,9 @@ impl<'a> Builder<'a> {
         let (key, groups) = conv_dispatch(cb.variant, c.ksize as u32, c.relu, c.edge.is_some(), &p);
         let bufs = vec![input.clone(), cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
         self.push(label, key, bufs, p, false, groups);
+        if let Some(op) = self.pending.last_mut() {
+            op.flop = 2.0 * (m * c.ksize * c.ksize * c.cin * c.cout) as f64;
+        }
     }
 
     fn finish(mut self, call: &wgpu::Buffer) -> (Vec<Op>, wgpu::Buffer, KernelCache) {
@@ -155,7 +175,7 @@ impl<'a> Builder<'a> {
                 layout: &k.uniform_layout,
                 entries: &u,
             });
-            ops.push(Op { label: p.label, pipeline: k.pipeline.clone(), storage, uniforms: ub, groups: p.groups });
+            ops.push(Op { label: p.label, kernel: p.key.label(), flop: p.flop, pipeline: k.pipeline.clone(), storage, uniforms: ub, groups: p.groups });
         }
         (ops, uniforms, self.kernels)
     }
@@ -450,7 +470,6 @@ impl Glow {
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("glow"), timestamp_writes: None });
             for op in ops {
-                let _ = &op.label;
                 pass.set_pipeline(&op.pipeline);
                 pass.set_bind_group(0, &op.storage, &[]);
                 pass.set_bind_group(1, &op.uniforms, &[]);
@@ -461,6 +480,54 @@ impl Glow {
             enc.copy_buffer_to_buffer(src, 0, &self.buffers.staging, *dst_off, *size);
         }
         enc.finish()
+    }
+
+    /// Times every dispatch of one encode (`decode == false`) or one decode of random
+    /// latents at temperature 0.7 with timestamp queries: one compute pass per dispatch,
+    /// stamped at its start and end. `None` when the adapter has no timestamp queries.
+    pub async fn profile(&self, decode: bool) -> Result<Option<Vec<DispatchTime>>> {
+        if !self.ctx.timestamps {
+            return Ok(None);
+        }
+        let device = &self.ctx.device;
+        let mut ops: Vec<&Op> = Vec::new();
+        if decode {
+            ops.push(&self.rng_op);
+            ops.extend(self.decode_ops.iter());
+            self.write_call(1, 0, &[0.7; 8]);
+        } else {
+            ops.extend(self.encode_ops.iter());
+            self.write_call(0, 0, &[1.0; 8]);
+        }
+        let mut times = Vec::with_capacity(ops.len());
+        // A query set holds at most 4096 queries: profile in chunks of 2048 dispatches.
+        for chunk in ops.chunks(2048) {
+            let n = 2 * chunk.len() as u32;
+            let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: n });
+            let size = 8 * n as u64;
+            let resolve = device.create_buffer(&wgpu::BufferDescriptor { label: Some("profile/resolve"), size, usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
+            let read = device.create_buffer(&wgpu::BufferDescriptor { label: Some("profile/read"), size, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("profile") });
+            enc.clear_buffer(&self.buffers.acc, 0, None);
+            for (i, op) in chunk.iter().enumerate() {
+                let writes = wgpu::ComputePassTimestampWrites { query_set: &set, beginning_of_pass_write_index: Some(2 * i as u32), end_of_pass_write_index: Some(2 * i as u32 + 1) };
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&op.label), timestamp_writes: Some(writes) });
+                pass.set_pipeline(&op.pipeline);
+                pass.set_bind_group(0, &op.storage, &[]);
+                pass.set_bind_group(1, &op.uniforms, &[]);
+                pass.dispatch_workgroups(op.groups.0, op.groups.1, op.groups.2);
+            }
+            enc.resolve_query_set(&set, 0..n, &resolve, 0);
+            enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, size);
+            self.ctx.queue.submit([enc.finish()]);
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.ctx.read_back(&read, size).await?);
+            let period = self.ctx.queue.get_timestamp_period() as f64;
+            for (op, t) in chunk.iter().zip(ticks.chunks_exact(2)) {
+                let ms = t[1].saturating_sub(t[0]) as f64 * period * 1e-6;
+                times.push(DispatchTime { label: op.label.clone(), kernel: op.kernel.clone(), ms, flop: op.flop });
+            }
+        }
+        Ok(Some(times))
     }
 
     fn check_n(&self, n: usize, what: &str) -> Result<()> {

@@ -119,6 +119,10 @@ mod cli {
             /// Also time each conv class of level 0 and a square matmul (the adapter's limit)
             #[arg(long)]
             kernels: bool,
+            /// Also time every dispatch of one encode and one decode with timestamp queries
+            /// (where the adapter has them), summed per level and layer
+            #[arg(long)]
+            profile: bool,
         },
         /// Move one sampled face along attribute directions: one row per attribute
         Manipulate {
@@ -286,7 +290,7 @@ mod cli {
                     println!("{}", serde_json::json!({"image": p, "bits_per_dim": enc.bits_per_dim[0]}));
                 }
             }
-            Cmd::Bench { m, runs, kernels } => bench(&m, runs, kernels)?,
+            Cmd::Bench { m, runs, kernels, profile } => bench(&m, runs, kernels, profile)?,
             Cmd::Manipulate { m, attributes, amounts, temperature, seed, out } => {
                 let (model, engine) = Engine::open(&m)?;
                 let dirs = model.directions.as_ref().ok_or_else(|| GlowError::Input(format!("model '{}' has no attribute directions", model.config.name)))?;
@@ -341,13 +345,13 @@ mod cli {
 
     /// Times one conv shape: median wall ms per dispatch over a pass of `reps` dispatches.
     #[allow(clippy::too_many_arguments)]
-    fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usize, in_stride: usize, cout: usize, ksize: u32, edge: bool) -> Result<serde_json::Value> {
+    fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usize, in_stride: usize, cout: usize, ksize: u32, relu: bool, edge: bool) -> Result<serde_json::Value> {
         use glow::gpu::kernels::{conv_kernel, Conv2dParams};
         let p = Conv2dParams {
             batch: (m / (h * w)) as u32, h: h as u32, w: w as u32, cin: cin as u32, cout: cout as u32,
             in_stride: in_stride as u32, in_offset: 0, out_stride: cout as u32, out_offset: 0, m: m as u32, _pad: [0; 2],
         };
-        let (key, groups) = conv_kernel(ksize, true, edge, &p);
+        let (key, groups) = conv_kernel(ksize, relu, edge, &p);
         let k = (ksize * ksize) as usize * cin;
         let kpad = (ksize * ksize) as usize * cin.div_ceil(4) * 4;
         let f = |n: usize| bytemuck::cast_slice::<f32, u8>(&vec![0.01f32; n]).to_vec();
@@ -373,19 +377,59 @@ mod cli {
         let w = c.width as usize;
         let m = batch * s.pixels();
         let e = c.edge_bias;
-        let matmul = time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false)?;
+        let matmul = time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false, false)?;
         let limit = matmul["gflop_per_s"].as_f64().unwrap_or(1.0);
         let mut classes = Vec::new();
         for (name, v) in [
-            ("level0 f1 conv3x3 (C/2 -> width)", time_conv(ctx, m, s.h, s.w, s.c / 2, s.c, w, 3, e)?),
-            ("level0 f2 conv1x1 (width -> width)", time_conv(ctx, m, s.h, s.w, w, w, w, 1, false)?),
-            ("level0 f3 conv3x3 (width -> C/2 or C)", time_conv(ctx, m, s.h, s.w, w, w, c.coupling_out(0), 3, e)?),
-            ("level0 step affine (C -> C)", time_conv(ctx, m, s.h, s.w, s.c, s.c, s.c, 1, false)?),
+            ("level0 f1 conv3x3 (C/2 -> width)", time_conv(ctx, m, s.h, s.w, s.c / 2, s.c, w, 3, true, e)?),
+            ("level0 f2 conv1x1 (width -> width)", time_conv(ctx, m, s.h, s.w, w, w, w, 1, true, false)?),
+            ("level0 f3 conv3x3 (width -> C/2 or C)", time_conv(ctx, m, s.h, s.w, w, w, c.coupling_out(0), 3, false, e)?),
+            ("level0 step affine (C -> C)", time_conv(ctx, m, s.h, s.w, s.c, s.c, s.c, 1, false, false)?),
         ] {
             let g = v["gflop_per_s"].as_f64().unwrap_or(0.0);
             classes.push(serde_json::json!({"class": name, "result": v, "fraction_of_matmul": g / limit}));
         }
         Ok(serde_json::json!({"matmul_1024": matmul, "conv_classes": classes}))
+    }
+
+    /// Sums a timestamp profile per level and layer ("L0 f1", "L0 coupling", ...), largest
+    /// first, with GFLOP/s for the convs and their fraction of the matmul limit when known.
+    fn profile_json(times: Option<Vec<glow::engine::DispatchTime>>, limit: Option<f64>) -> serde_json::Value {
+        let Some(times) = times else {
+            return serde_json::json!("the adapter has no timestamp queries");
+        };
+        let total: f64 = times.iter().map(|t| t.ms).sum();
+        let mut groups: Vec<(String, String, usize, f64, f64)> = Vec::new();
+        for t in &times {
+            let level = t.label.split('/').next().unwrap_or("");
+            let layer = t.label.rsplit('/').next().unwrap_or("");
+            let name = format!("{level} {layer}");
+            match groups.iter_mut().find(|g| g.0 == name) {
+                Some(g) => {
+                    g.2 += 1;
+                    g.3 += t.ms;
+                    g.4 += t.flop;
+                }
+                None => groups.push((name, t.kernel.clone(), 1, t.ms, t.flop)),
+            }
+        }
+        groups.sort_by(|a, b| b.3.total_cmp(&a.3));
+        let rows: Vec<serde_json::Value> = groups
+            .into_iter()
+            .map(|(name, kernel, n, ms, flop)| {
+                let mut v = serde_json::json!({"layer": name, "kernel": kernel, "dispatches": n, "ms": ms, "share": ms / total});
+                if flop > 0.0 && ms > 0.0 {
+                    let g = flop / (ms * 1e-3) / 1e9;
+                    v["gflop_per_s"] = g.into();
+                    if let Some(l) = limit {
+                        v["fraction_of_matmul"] = (g / l).into();
+                    }
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({"dispatches": times.len(), "gpu_ms": total, "layers": rows,
+            "note": "one compute pass per dispatch, stamped at its start and end; batch as above"})
     }
 
     fn bench_cpu(model: &Model, b: usize, runs: usize) -> Result<()> {
@@ -428,7 +472,7 @@ mod cli {
         Ok(())
     }
 
-    fn bench(m: &ModelArgs, runs: usize, kernels: bool) -> Result<()> {
+    fn bench(m: &ModelArgs, runs: usize, kernels: bool, profile: bool) -> Result<()> {
         let model = load_model(m)?;
         let b = m.batch;
         let flop = model.config.flops_per_image();
@@ -466,6 +510,7 @@ mod cli {
         };
         let gflops = |ms: f64| flop * b as f64 / (ms * 1e-3) / 1e9;
         let (encode_dispatches, decode_dispatches) = glow.dispatch_counts();
+        let kernels_json = if kernels { bench_kernels(&model, glow.context(), b)? } else { serde_json::Value::Null };
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -476,7 +521,14 @@ mod cli {
                 "plan_build_ms": load_ms,
                 "decode": {"cold_ms": dec_cold, "warm": stats(dec.clone()), "ms_per_image": med(&dec) / b as f64, "gflop_per_s": gflops(med(&dec)), "dispatches": decode_dispatches},
                 "encode": {"cold_ms": enc_cold, "warm": stats(enc.clone()), "ms_per_image": med(&enc) / b as f64, "gflop_per_s": gflops(med(&enc)), "dispatches": encode_dispatches},
-                "kernels": if kernels { bench_kernels(&model, glow.context(), b)? } else { serde_json::Value::Null },
+                "kernels": kernels_json,
+                "profile": if profile {
+                    let limit = kernels_json["matmul_1024"]["gflop_per_s"].as_f64();
+                    serde_json::json!({
+                        "encode": profile_json(pollster::block_on(glow.profile(false))?, limit),
+                        "decode": profile_json(pollster::block_on(glow.profile(true))?, limit),
+                    })
+                } else { serde_json::Value::Null },
                 "note": "warm times include readback (map_async awaited); cold = first call after the plan is built"
             }))
             .unwrap_or_default()

@@ -9,6 +9,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Whether the device was opened with timestamp queries (used only by profiling).
+    pub timestamps: bool,
 }
 
 impl GpuContext {
@@ -27,16 +29,18 @@ impl GpuContext {
             .map_err(|e| GlowError::Gpu(format!("no GPU adapter available: {e}")))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // Timestamp queries where the adapter has them, for per-dispatch profiling.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("glow"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })
             .await
             .map_err(|e| GlowError::Gpu(format!("could not open the GPU device: {e}")))?;
-        Ok(GpuContext { device, queue, info, limits })
+        Ok(GpuContext { device, queue, info, limits, timestamps: !features.is_empty() })
     }
 
     pub fn adapter_description(&self) -> String {
