@@ -3,7 +3,7 @@
 // first level). The weights are stored transposed, [cout][tap][ceil(cin/4)*4] (zero
 // padded), so both the input (channels contiguous in NHWC) and the weights are read as
 // vec4 along the inner dimension: each thread computes 4 pixels x 4 output channels as
-// 16 vec4 dot products per 8 vec4 loads.
+// 16 vec4 dot products per 8 vec4 loads. Threads are laid out by conv_tile (conv_common.wgsl).
 //
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
 
@@ -18,11 +18,14 @@ const TM: u32 = 4u;
 const TN: u32 = 4u;
 const RADIUS: i32 = i32(KSIZE / 2u);
 
-@compute @workgroup_size(8, 8)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let co0 = gid.x * TN;
-    let m0 = gid.y * TM;
-    if (co0 >= params.cout || m0 >= params.m) {
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let blocks = (params.cout + TN - 1u) / TN;
+    let tile = conv_tile(lid, wid, nwg, blocks);
+    let co0 = tile.x * TN;
+    let m0 = tile.y * TM;
+    if (tile.z == 0u || co0 >= params.cout || m0 >= params.m) {
         return;
     }
     let hw = params.h * params.w;

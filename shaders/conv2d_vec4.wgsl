@@ -17,12 +17,14 @@
 const TM: u32 = 4u;
 const RADIUS: i32 = i32(KSIZE / 2u);
 
-@compute @workgroup_size(8, 8)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let co4 = gid.x;             // output channels co4*4 .. co4*4+3
-    let m0 = gid.y * TM;
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
     let cout4 = params.cout / 4u;
-    if (co4 >= cout4 || m0 >= params.m) {
+    let tile = conv_tile(lid, wid, nwg, cout4);
+    let co4 = tile.x;             // output channels co4*4 .. co4*4+3
+    let m0 = tile.y * TM;
+    if (tile.z == 0u || co4 >= cout4 || m0 >= params.m) {
         return;
     }
     let hw = params.h * params.w;

@@ -345,8 +345,9 @@ pub fn conv_dispatch(variant: ConvVariant, ksize: u32, relu: bool, edge: bool, p
     let rows = p.m.div_ceil(32);
     match variant {
         ConvVariant::Scalar => (KernelKey::Conv2d { ksize, relu, edge }, (p.cout.div_ceil(32), rows, 1)),
-        ConvVariant::Vec4 => (KernelKey::Conv2dVec4 { ksize, relu, edge }, ((p.cout / 4).div_ceil(8), rows, 1)),
-        ConvVariant::Skinny => (KernelKey::Conv2dSkinny { ksize, relu, edge }, (p.cout.div_ceil(32), rows, 1)),
+        // One thread per 4 pixels x 4 output channels, tiled by conv_tile (conv_common.wgsl).
+        ConvVariant::Vec4 => (KernelKey::Conv2dVec4 { ksize, relu, edge }, conv_tile_groups(p.cout.div_ceil(4), p.m.div_ceil(4))),
+        ConvVariant::Skinny => (KernelKey::Conv2dSkinny { ksize, relu, edge }, conv_tile_groups(p.cout.div_ceil(4), p.m.div_ceil(4))),
     }
 }
 
@@ -388,7 +389,21 @@ pub fn conv_weights(variant: ConvVariant, taps: usize, cin: usize, cout: usize, 
 /// Workgroup counts for an elementwise kernel of 256 threads over `n` values, on a 2D
 /// grid so that large counts stay under the 65535-per-dimension limit.
 pub fn elementwise_groups(n: usize) -> (u32, u32, u32) {
-    let groups = n.div_ceil(256).max(1);
+    groups_1d(n as u32, 256)
+}
+
+/// Workgroups of 64 threads for `blocks` channel blocks x `pixel_blocks` pixel blocks,
+/// as `conv_tile` in conv_common.wgsl lays them out.
+fn conv_tile_groups(blocks: u32, pixel_blocks: u32) -> (u32, u32, u32) {
+    let tx = blocks.clamp(1, 8);
+    let ty = 64 / tx;
+    groups_1d(blocks.div_ceil(tx) * pixel_blocks.div_ceil(ty), 1)
+}
+
+/// Workgroups for `threads` threads in 1-D workgroups of `size`, on a 2-D grid when there
+/// are more than 65535 workgroups (the kernels number threads `x + y * nwg.x * size`).
+fn groups_1d(threads: u32, size: u32) -> (u32, u32, u32) {
+    let groups = threads.div_ceil(size).max(1);
     let x = groups.min(65535);
-    (x as u32, groups.div_ceil(x) as u32, 1)
+    (x, groups.div_ceil(x), 1)
 }
