@@ -21,8 +21,11 @@ const RADIUS: i32 = i32(KSIZE / 2u);
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let cout4 = params.cout / 4u;
-    let tile = conv_tile(lid, wid, nwg, cout4);
-    let co4 = tile.x;             // output channels co4*4 .. co4*4+3
+    // Each thread computes two blocks of 4 output channels: co4 and co4 + 1 (when it exists).
+    let pairs = (cout4 + 1u) / 2u;
+    let tile = conv_tile(lid, wid, nwg, pairs);
+    let co4 = tile.x * 2u;        // output channels co4*4 .. co4*4+7
+    let co4b = min(co4 + 1u, cout4 - 1u);
     let m0 = tile.y * TM;
     if (tile.z == 0u || co4 >= cout4 || m0 >= params.m) {
         return;
@@ -45,6 +48,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    var bcc0 = vec4<f32>(0.0);
+    var bcc1 = vec4<f32>(0.0);
+    var bcc2 = vec4<f32>(0.0);
+    var bcc3 = vec4<f32>(0.0);
     for (var ky = 0; ky < i32(KSIZE); ky++) {
         for (var kx = 0; kx < i32(KSIZE); kx++) {
             var base: array<u32, 4>;
@@ -61,12 +68,17 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             let tap = u32(ky) * KSIZE + u32(kx);
             // Weight rows for (tap, ci) are `cout` floats = cout4 vec4s apart.
             var wi = (tap * cin4 * 4u) * cout4 + co4;
+            let wb = co4b - co4;
             for (var c4 = 0u; c4 < cin4; c4++) {
                 let lane = vec4<u32>(c4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.cin);
                 let w0 = weight[wi];
                 let w1 = weight[wi + cout4];
                 let w2 = weight[wi + 2u * cout4];
                 let w3 = weight[wi + 3u * cout4];
+                let v0 = weight[wi + wb];
+                let v1 = weight[wi + wb + cout4];
+                let v2 = weight[wi + wb + 2u * cout4];
+                let v3 = weight[wi + wb + 3u * cout4];
                 wi += 4u * cout4;
                 let a0 = select(vec4<f32>(0.0), input[base[0] + c4], lane & vec4<bool>(inside[0]));
                 let a1 = select(vec4<f32>(0.0), input[base[1] + c4], lane & vec4<bool>(inside[1]));
@@ -76,10 +88,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 acc1 += a1.x * w0 + a1.y * w1 + a1.z * w2 + a1.w * w3;
                 acc2 += a2.x * w0 + a2.y * w1 + a2.z * w2 + a2.w * w3;
                 acc3 += a3.x * w0 + a3.y * w1 + a3.z * w2 + a3.w * w3;
+                bcc0 += a0.x * v0 + a0.y * v1 + a0.z * v2 + a0.w * v3;
+                bcc1 += a1.x * v0 + a1.y * v1 + a1.z * v2 + a1.w * v3;
+                bcc2 += a2.x * v0 + a2.y * v1 + a2.z * v2 + a2.w * v3;
+                bcc3 += a3.x * v0 + a3.y * v1 + a3.z * v2 + a3.w * v3;
             }
         }
     }
-    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let accs = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, bcc0, bcc1, bcc2, bcc3);
     let out_stride4 = params.out_stride / 4u;
     let out_offset4 = params.out_offset / 4u;
     for (var r = 0u; r < TM; r++) {
@@ -87,16 +103,23 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         if (m >= params.m) {
             break;
         }
-        var v = accs[r] + bias[co4];
+        var border = 0u;
         if (EDGE) {
-            let y = u32(py[r]);
-            let x = u32(px[r]);
-            let border = border_class(y, x, params.h, params.w);
-            v += edge[border * cout4 + co4];
+            border = border_class(u32(py[r]), u32(px[r]), params.h, params.w);
         }
-        if (RELU) {
-            v = max(v, vec4<f32>(0.0));
+        for (var j = 0u; j < 2u; j++) {
+            let c4 = co4 + j;
+            if (c4 >= cout4) {
+                break;
+            }
+            var v = accs[j * 4u + r] + bias[c4];
+            if (EDGE) {
+                v += edge[border * cout4 + c4];
+            }
+            if (RELU) {
+                v = max(v, vec4<f32>(0.0));
+            }
+            output[m * out_stride4 + out_offset4 + c4] = v;
         }
-        output[m * out_stride4 + out_offset4 + co4] = v;
     }
 }
