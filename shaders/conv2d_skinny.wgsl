@@ -2,8 +2,8 @@
 // of 4, such as the coupling net's last 3x3 conv (width -> C/2 = 6 at a face model's
 // first level). The weights are stored transposed, [cout][tap][ceil(cin/4)*4] (zero
 // padded), so both the input (channels contiguous in NHWC) and the weights are read as
-// vec4 along the inner dimension: each thread computes 4 pixels x 4 output channels as
-// 16 vec4 dot products per 8 vec4 loads. Threads are laid out by conv_tile (conv_common.wgsl).
+// vec4 along the inner dimension: each thread computes 8 pixels x 4 output channels as
+// 32 vec4 dot products per 12 vec4 loads. Threads are laid out by conv_tile (conv_common.wgsl).
 //
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
 
@@ -14,7 +14,7 @@
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 @group(1) @binding(0) var<uniform> params: Conv2dParams;
 
-const TM: u32 = 4u;
+const TM: u32 = 8u;
 const TN: u32 = 4u;
 const RADIUS: i32 = i32(KSIZE / 2u);
 
@@ -38,9 +38,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var c = 0u; c < TN; c++) {
         wrow[c] = min(co0 + c, params.cout - 1u) * k4;
     }
-    var py: array<i32, 4>;
-    var px: array<i32, 4>;
-    var pimg: array<u32, 4>;
+    var py: array<i32, TM>;
+    var px: array<i32, TM>;
+    var pimg: array<u32, TM>;
     for (var r = 0u; r < TM; r++) {
         let m = min(m0 + r, params.m - 1u);
         pimg[r] = m / hw;
@@ -48,11 +48,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         py[r] = i32(rem / params.w);
         px[r] = i32(rem % params.w);
     }
-    var acc: array<vec4<f32>, 4>;   // acc[r][c]
+    var acc: array<vec4<f32>, TM>;   // acc[r][c]
     for (var ky = 0; ky < i32(KSIZE); ky++) {
         for (var kx = 0; kx < i32(KSIZE); kx++) {
-            var base: array<u32, 4>;
-            var inside: array<bool, 4>;
+            var base: array<u32, TM>;
+            var inside: array<bool, TM>;
             for (var r = 0u; r < TM; r++) {
                 let yy = py[r] + ky - RADIUS;
                 let xx = px[r] + kx - RADIUS;

@@ -345,9 +345,9 @@ pub fn conv_dispatch(variant: ConvVariant, ksize: u32, relu: bool, edge: bool, p
     let rows = p.m.div_ceil(32);
     match variant {
         ConvVariant::Scalar => (KernelKey::Conv2d { ksize, relu, edge }, (p.cout.div_ceil(32), rows, 1)),
-        // One thread per 4 pixels x 4 output channels, tiled by conv_tile (conv_common.wgsl).
+        // One thread per 4 pixels x 8 output channels (vec4) or 8 pixels x 4 (skinny), tiled by conv_tile.
         ConvVariant::Vec4 => (KernelKey::Conv2dVec4 { ksize, relu, edge }, conv_tile_groups((p.cout / 4).div_ceil(2), p.m.div_ceil(4))),
-        ConvVariant::Skinny => (KernelKey::Conv2dSkinny { ksize, relu, edge }, conv_tile_groups(p.cout.div_ceil(4), p.m.div_ceil(4))),
+        ConvVariant::Skinny => (KernelKey::Conv2dSkinny { ksize, relu, edge }, conv_tile_groups(p.cout.div_ceil(4), p.m.div_ceil(8))),
     }
 }
 
