@@ -1,7 +1,7 @@
 // The conv2d kernel (see conv2d.wgsl) when output channels, strides and offsets are
 // multiples of 4: inputs, weights and outputs move as vec4, so each step of the inner
-// loop does 4 vec4 loads of input (one per output pixel), 4 of weights, and 16 vec4
-// multiply-adds. Input channels need not be a multiple of 4: the weights hold
+// loop does 4 vec4 loads of input (one per output pixel), 8 of weights (two blocks of 4
+// output channels), and 32 vec4 multiply-adds. Input channels need not be a multiple of 4: the weights hold
 // ceil(cin/4)*4 rows per tap (zero padded) and the lanes past cin are masked out of the
 // input reads (they belong to other data, such as z2 next to z1).
 //
