@@ -5,7 +5,8 @@
 // 32 pixels x 32 channels. Zero padding; OpenAI's edge channel is folded into a bias
 // table indexed by the pixel's border class. Bias, edge table and relu are fused.
 //
-// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
+// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE, COMBINE (0: store the
+// result; 1 / -1: add it to / subtract it from what the output holds).
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -89,7 +90,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (RELU) {
                 v = max(v, 0.0);
             }
-            output[m * params.out_stride + params.out_offset + co] = v;
+            let o = m * params.out_stride + params.out_offset + co;
+            if (COMBINE != 0) {
+                v = output[o] + f32(COMBINE) * v;   // fused additive coupling: z2 +- NN(z1)
+            }
+            output[o] = v;
         }
     }
 }

@@ -5,7 +5,8 @@
 // vec4 along the inner dimension: each thread computes 8 pixels x 4 output channels as
 // 32 vec4 dot products per 12 vec4 loads. Threads are laid out by conv_tile (conv_common.wgsl).
 //
-// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
+// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE, COMBINE (0: store the
+// result; 1 / -1: add it to / subtract it from what the output holds).
 
 @group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
@@ -98,7 +99,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             if (RELU) {
                 v = max(v, 0.0);
             }
-            output[m * params.out_stride + params.out_offset + co] = v;
+            let o = m * params.out_stride + params.out_offset + co;
+            if (COMBINE != 0) {
+                v = output[o] + f32(COMBINE) * v;   // fused additive coupling: z2 +- NN(z1)
+            }
+            output[o] = v;
         }
     }
 }

@@ -5,7 +5,8 @@
 // ceil(cin/4)*4 rows per tap (zero padded) and the lanes past cin are masked out of the
 // input reads (they belong to other data, such as z2 next to z1).
 //
-// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE.
+// Specialised by the const header: KSIZE (1 or 3), RELU, EDGE, COMBINE (0: store the
+// result; 1 / -1: add it to / subtract it from what the output holds).
 
 @group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
@@ -119,7 +120,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             if (RELU) {
                 v = max(v, vec4<f32>(0.0));
             }
-            output[m * out_stride4 + out_offset4 + c4] = v;
+            let o = m * out_stride4 + out_offset4 + c4;
+            if (COMBINE != 0) {
+                v = output[o] + f32(COMBINE) * v;   // fused additive coupling: z2 +- NN(z1)
+            }
+            output[o] = v;
         }
     }
 }

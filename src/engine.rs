@@ -110,6 +110,13 @@ impl<'a> Builder<'a> {
     }
 
     fn conv(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize) {
+        self.conv_into(label, cb, batch, h, w, input, in_stride, output, out_stride, 0, Combine::Store);
+    }
+
+    /// A conv writing (or adding / subtracting) its result at channel `out_offset` of pixels
+    /// `out_stride` floats apart.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_into(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize, out_offset: usize, combine: Combine) {
         let c = &cb.conv;
         let m = batch * h * w;
         let p = Conv2dParams {
@@ -121,12 +128,12 @@ impl<'a> Builder<'a> {
             in_stride: in_stride as u32,
             in_offset: 0,
             out_stride: out_stride as u32,
-            out_offset: 0,
+            out_offset: out_offset as u32,
             m: m as u32,
             _pad: [0; 2],
         };
         debug_assert_eq!(conv_variant(&p), cb.variant, "{label}: uploaded for another layout");
-        let (key, groups) = conv_dispatch(cb.variant, c.ksize as u32, c.relu, c.edge.is_some(), &p);
+        let (key, groups) = conv_dispatch(cb.variant, c.ksize as u32, c.relu, c.edge.is_some(), combine, &p);
         let bufs = vec![input.clone(), cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
         self.push(label, key, bufs, p, false, groups);
         if let Some(op) = self.pending.last_mut() {
@@ -270,12 +277,13 @@ impl Glow {
         let dummy = init(device, "no_edge", &[0.0; 4]);
         // Weights are laid out for the kernel variant that will read them, which depends
         // on the strides of the buffers the conv reads and writes.
-        let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize| {
+        let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize, out_offset: usize| {
             let shape = Conv2dParams {
                 cin: c.cin as u32,
                 cout: c.cout as u32,
                 in_stride: in_stride as u32,
                 out_stride: out_stride as u32,
+                out_offset: out_offset as u32,
                 ..Default::default()
             };
             let variant = conv_variant(&shape);
@@ -297,15 +305,16 @@ impl Glow {
             for (k, s) in lev.steps.iter().enumerate() {
                 let p = format!("L{l}/S{k}");
                 v.push([
-                    upload(&format!("{p}/affine"), &s.forward, c, c),
-                    upload(&format!("{p}/affine_inv"), &s.inverse, c, c),
-                    upload(&format!("{p}/f1"), &s.f1, c, width),
-                    upload(&format!("{p}/f2"), &s.f2, width, width),
-                    upload(&format!("{p}/f3"), &s.f3, width, s.f3.cout),
+                    upload(&format!("{p}/affine"), &s.forward, c, c, 0),
+                    upload(&format!("{p}/affine_inv"), &s.inverse, c, c, 0),
+                    upload(&format!("{p}/f1"), &s.f1, c, width, 0),
+                    upload(&format!("{p}/f2"), &s.f2, width, width, 0),
+                    // Additive: f3 adds into z2 of the state itself (coupling_ops).
+                    if fm.config.coupling == Coupling::Affine { upload(&format!("{p}/f3"), &s.f3, width, s.f3.cout, 0) } else { upload(&format!("{p}/f3"), &s.f3, width, c, c / 2) },
                 ]);
             }
             steps.push(v);
-            priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c)));
+            priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c, 0)));
         }
 
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
@@ -419,9 +428,16 @@ impl Glow {
     fn coupling_ops(bld: &mut Builder, name: &str, w: &[ConvBuffers; 5], batch: usize, h: usize, wd: usize, c: usize, width: usize, state: &wgpu::Buffer, b: &Buffers, affine: bool, reverse: bool) {
         bld.conv(format!("{name}/f1"), &w[2], batch, h, wd, state, c, &b.h1, width);
         bld.conv(format!("{name}/f2"), &w[3], batch, h, wd, &b.h1, width, &b.h2, width);
+        let half = c / 2;
+        if !affine {
+            // Additive: z2 +-= NN(z1) fused into the last conv, which adds into (or
+            // subtracts from) z2 in the state: no h3 round trip, one dispatch fewer.
+            let combine = if reverse { Combine::Subtract } else { Combine::Add };
+            bld.conv_into(format!("{name}/f3"), &w[4], batch, h, wd, &b.h2, width, state, c, half, combine);
+            return;
+        }
         let cf = w[4].conv.cout;
         bld.conv(format!("{name}/f3"), &w[4], batch, h, wd, &b.h2, width, &b.h3, cf);
-        let half = c / 2;
         let count = batch * h * wd * half;
         let p = CouplingParams { count: count as u32, c: c as u32, half: half as u32, _pad: 0 };
         bld.push(format!("{name}/coupling"), KernelKey::Coupling { affine, reverse }, vec![state.clone(), b.h3.clone(), b.terms.clone()], p, false, elementwise_groups(count));

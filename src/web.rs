@@ -219,6 +219,29 @@ impl GlowModel {
         Ok(o)
     }
 
+    /// Times every dispatch of one decode (`decode` true: random latents at T = 0.7) or one
+    /// encode with WebGPU timestamp queries, one compute pass per dispatch. Returns an array
+    /// of `{label, kernel, ms, flop}` (flop: 2 per multiply-add of a conv, else 0), or null
+    /// on the CPU engine or where the adapter has no `timestamp-query` feature. Browsers
+    /// may coarsen these timestamps (Chrome rounds them to 100 us by default).
+    pub async fn profile(&self, decode: bool) -> Result<JsValue, JsError> {
+        let inner = self.inner.clone();
+        let _busy = Busy::take(&inner.busy)?;
+        let Backend::Gpu(g) = &inner.backend else { return Ok(JsValue::NULL) };
+        let Some(times) = g.profile(decode).await.map_err(js_err)? else { return Ok(JsValue::NULL) };
+        let fail = |_| JsError::new("could not build the result");
+        let a = Array::new();
+        for t in times {
+            let o = Object::new();
+            Reflect::set(&o, &"label".into(), &t.label.into()).map_err(fail)?;
+            Reflect::set(&o, &"kernel".into(), &t.kernel.into()).map_err(fail)?;
+            Reflect::set(&o, &"ms".into(), &t.ms.into()).map_err(fail)?;
+            Reflect::set(&o, &"flop".into(), &t.flop.into()).map_err(fail)?;
+            a.push(&o);
+        }
+        Ok(a.into())
+    }
+
     /// Exact bits/dim of `n` RGBA images.
     #[wasm_bindgen(js_name = bitsPerDim)]
     pub async fn bits_per_dim(&self, rgba: Vec<u8>, n: u32) -> Result<Float64Array, JsError> {

@@ -82,8 +82,8 @@ fn conv2d_matches_reference_on_awkward_shapes() {
         let input = r.vec(m * in_stride);
         let init_out = r.vec(m * out_stride);
         let g = ops::Geometry { batch, h, w, in_stride, in_offset, out_stride, out_offset };
-        let mut want = init_out.clone();
-        ops::conv2d(&conv, g, &input, &mut want);
+        let mut stored = init_out.clone();
+        ops::conv2d(&conv, g, &input, &mut stored);
         let p = Conv2dParams {
             batch: batch as u32,
             h: h as u32,
@@ -113,9 +113,22 @@ fn conv2d_matches_reference_on_awkward_shapes() {
         for v in variants {
             let wl = conv_weights(v, ksize * ksize, cin, cout, &conv.weight);
             let storage = vec![bytes(&input), bytes(&wl), bytes(&conv.bias), bytes(&edge_buf), bytes(&init_out)];
-            let (key, groups) = conv_dispatch(v, ksize as u32, relu, edge, &p);
-            let got = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4)).unwrap());
-            assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
+            // Store, and the fused additive coupling: add to / subtract from what the
+            // output holds (only the conv's own channels change).
+            for (combine, sign) in [(Combine::Store, 0.0), (Combine::Add, 1.0), (Combine::Subtract, -1.0)] {
+                let mut want = stored.clone();
+                if sign != 0.0 {
+                    for p in 0..m {
+                        for co in 0..cout {
+                            let i = p * out_stride + out_offset + co;
+                            want[i] = init_out[i] + sign * stored[i];
+                        }
+                    }
+                }
+                let (key, groups) = conv_dispatch(v, ksize as u32, relu, edge, combine, &p);
+                let got = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4)).unwrap());
+                assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
+            }
         }
     }
 }

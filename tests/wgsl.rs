@@ -44,7 +44,7 @@ fn check(key: KernelKey, name: &str, size: usize, fields: &[(&str, usize)]) {
 
 #[test]
 fn uniform_structs_match_rust() {
-    let conv = KernelKey::Conv2d { ksize: 3, relu: true, edge: true };
+    let conv = KernelKey::Conv2d { ksize: 3, relu: true, edge: true, combine: Combine::Store };
     check(conv, "Conv2dParams", size_of::<Conv2dParams>(), &[
         ("batch", offset_of!(Conv2dParams, batch)),
         ("cin", offset_of!(Conv2dParams, cin)),

@@ -34,6 +34,25 @@ async function time(fn, runs) {
   return { cold_ms: cold, warm: stats(warm) };
 }
 
+/** Sums a per-dispatch profile (GlowModel.profile) per level and layer, largest first. */
+function summarize(times) {
+  if (!times) return 'no timestamp queries on this backend/adapter';
+  const groups = new Map();
+  for (const t of times) {
+    const parts = t.label.split('/');
+    const name = `${parts[0]} ${parts[parts.length - 1]}`;
+    const g = groups.get(name) || { layer: name, kernel: t.kernel, dispatches: 0, ms: 0, flop: 0 };
+    g.dispatches += 1; g.ms += t.ms; g.flop += t.flop;
+    groups.set(name, g);
+  }
+  const total = times.reduce((a, t) => a + t.ms, 0);
+  const layers = [...groups.values()].sort((a, b) => b.ms - a.ms).map((g) => ({
+    layer: g.layer, kernel: g.kernel, dispatches: g.dispatches, ms: g.ms, share: g.ms / total,
+    ...(g.flop > 0 && g.ms > 0 ? { gflop_per_s: g.flop / g.ms / 1e6 } : {}),
+  }));
+  return { dispatches: times.length, gpu_ms: total, layers };
+}
+
 async function main() {
   await init();
   const models = await (await fetch('models/index.json')).json();
@@ -63,6 +82,8 @@ async function main() {
         backend, adapter: m.adapterInfo, batch, load_ms: loadMs,
         decode: { ...dec, ms_per_image: dec.warm.median_ms / batch },
         encode: { ...enc, ms_per_image: enc.warm.median_ms / batch },
+        // ?profile=1: every dispatch timed with timestamp queries (WebGPU only)
+        ...(q.get('profile') ? { profile: { decode: summarize(await m.profile(true)), encode: summarize(await m.profile(false)) } } : {}),
       });
       m.free();
       out.textContent = JSON.stringify(result, null, 2);

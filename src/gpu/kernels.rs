@@ -11,11 +11,11 @@ const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
 /// Everything that changes a kernel's code (never shapes: those are uniforms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KernelKey {
-    Conv2d { ksize: u32, relu: bool, edge: bool },
+    Conv2d { ksize: u32, relu: bool, edge: bool, combine: Combine },
     /// conv2d for output channels, strides and offsets that are multiples of 4.
-    Conv2dVec4 { ksize: u32, relu: bool, edge: bool },
+    Conv2dVec4 { ksize: u32, relu: bool, edge: bool, combine: Combine },
     /// conv2d for few output channels, vec4 along the inner dimension.
-    Conv2dSkinny { ksize: u32, relu: bool, edge: bool },
+    Conv2dSkinny { ksize: u32, relu: bool, edge: bool, combine: Combine },
     Coupling { affine: bool, reverse: bool },
     Squeeze { unsqueeze: bool },
     Prior { reverse: bool },
@@ -23,6 +23,33 @@ pub enum KernelKey {
     ImageIn,
     ImageOut,
     Rng,
+}
+
+/// What a conv does with its result: store it, or add it to / subtract it from what the
+/// output buffer holds. Add and Subtract fuse the additive coupling's combine
+/// (z2 +- NN(z1)) into the coupling net's last conv, which then writes into the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Combine {
+    Store,
+    Add,
+    Subtract,
+}
+
+impl Combine {
+    fn sign(self) -> i32 {
+        match self {
+            Combine::Store => 0,
+            Combine::Add => 1,
+            Combine::Subtract => -1,
+        }
+    }
+    fn suffix(self) -> &'static str {
+        match self {
+            Combine::Store => "",
+            Combine::Add => "|add",
+            Combine::Subtract => "|sub",
+        }
+    }
 }
 
 /// How a binding is used: a read-only or read-write storage buffer, or a uniform.
@@ -52,11 +79,12 @@ impl KernelKey {
     /// The generated const lines that specialise the kernel.
     pub fn header(&self) -> String {
         match *self {
-            KernelKey::Conv2d { ksize, relu, edge }
-            | KernelKey::Conv2dVec4 { ksize, relu, edge }
-            | KernelKey::Conv2dSkinny { ksize, relu, edge } => {
-                format!("const KSIZE: u32 = {ksize}u;\nconst RELU: bool = {relu};\nconst EDGE: bool = {edge};\n")
-            }
+            KernelKey::Conv2d { ksize, relu, edge, combine }
+            | KernelKey::Conv2dVec4 { ksize, relu, edge, combine }
+            | KernelKey::Conv2dSkinny { ksize, relu, edge, combine } => format!(
+                "const KSIZE: u32 = {ksize}u;\nconst RELU: bool = {relu};\nconst EDGE: bool = {edge};\nconst COMBINE: i32 = {};\n",
+                combine.sign()
+            ),
             KernelKey::Coupling { affine, reverse } => {
                 format!("const AFFINE: bool = {affine};\nconst REVERSE: bool = {reverse};\n")
             }
@@ -94,14 +122,14 @@ impl KernelKey {
     /// `conv2d|k3|relu|edge`, used in labels and error messages.
     pub fn label(&self) -> String {
         match *self {
-            KernelKey::Conv2dSkinny { ksize, relu, edge } => {
-                format!("conv2d_skinny|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
+            KernelKey::Conv2dSkinny { ksize, relu, edge, combine } => {
+                format!("conv2d_skinny|k{ksize}{}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" }, combine.suffix())
             }
-            KernelKey::Conv2dVec4 { ksize, relu, edge } => {
-                format!("conv2d_vec4|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
+            KernelKey::Conv2dVec4 { ksize, relu, edge, combine } => {
+                format!("conv2d_vec4|k{ksize}{}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" }, combine.suffix())
             }
-            KernelKey::Conv2d { ksize, relu, edge } => {
-                format!("conv2d|k{ksize}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" })
+            KernelKey::Conv2d { ksize, relu, edge, combine } => {
+                format!("conv2d|k{ksize}{}{}{}", if relu { "|relu" } else { "" }, if edge { "|edge" } else { "" }, combine.suffix())
             }
             KernelKey::Coupling { affine, reverse } => format!(
                 "coupling|{}|{}",
@@ -122,9 +150,11 @@ impl KernelKey {
         for ksize in [1, 3] {
             for relu in [false, true] {
                 for edge in [false, true] {
-                    v.push(KernelKey::Conv2d { ksize, relu, edge });
-                    v.push(KernelKey::Conv2dVec4 { ksize, relu, edge });
-                    v.push(KernelKey::Conv2dSkinny { ksize, relu, edge });
+                    for combine in [Combine::Store, Combine::Add, Combine::Subtract] {
+                        v.push(KernelKey::Conv2d { ksize, relu, edge, combine });
+                        v.push(KernelKey::Conv2dVec4 { ksize, relu, edge, combine });
+                        v.push(KernelKey::Conv2dSkinny { ksize, relu, edge, combine });
+                    }
                 }
             }
         }
@@ -341,19 +371,19 @@ pub fn conv_variant(p: &Conv2dParams) -> ConvVariant {
 }
 
 /// The kernel key and workgroup counts for a conv of a given variant.
-pub fn conv_dispatch(variant: ConvVariant, ksize: u32, relu: bool, edge: bool, p: &Conv2dParams) -> (KernelKey, (u32, u32, u32)) {
+pub fn conv_dispatch(variant: ConvVariant, ksize: u32, relu: bool, edge: bool, combine: Combine, p: &Conv2dParams) -> (KernelKey, (u32, u32, u32)) {
     let rows = p.m.div_ceil(32);
     match variant {
-        ConvVariant::Scalar => (KernelKey::Conv2d { ksize, relu, edge }, (p.cout.div_ceil(32), rows, 1)),
+        ConvVariant::Scalar => (KernelKey::Conv2d { ksize, relu, edge, combine }, (p.cout.div_ceil(32), rows, 1)),
         // One thread per 4 pixels x 8 output channels (vec4) or 8 pixels x 4 (skinny), tiled by conv_tile.
-        ConvVariant::Vec4 => (KernelKey::Conv2dVec4 { ksize, relu, edge }, conv_tile_groups((p.cout / 4).div_ceil(2), p.m.div_ceil(4))),
-        ConvVariant::Skinny => (KernelKey::Conv2dSkinny { ksize, relu, edge }, conv_tile_groups(p.cout.div_ceil(4), p.m.div_ceil(8))),
+        ConvVariant::Vec4 => (KernelKey::Conv2dVec4 { ksize, relu, edge, combine }, conv_tile_groups((p.cout / 4).div_ceil(2), p.m.div_ceil(4))),
+        ConvVariant::Skinny => (KernelKey::Conv2dSkinny { ksize, relu, edge, combine }, conv_tile_groups(p.cout.div_ceil(4), p.m.div_ceil(8))),
     }
 }
 
-/// The conv kernel the engine uses for a shape, and its workgroup counts.
+/// The conv kernel the engine uses for a shape (storing its result), and its workgroup counts.
 pub fn conv_kernel(ksize: u32, relu: bool, edge: bool, p: &Conv2dParams) -> (KernelKey, (u32, u32, u32)) {
-    conv_dispatch(conv_variant(p), ksize, relu, edge, p)
+    conv_dispatch(conv_variant(p), ksize, relu, edge, Combine::Store, p)
 }
 
 /// Lays out a `[taps * cin, cout]` weight matrix the way a variant reads it: as is
