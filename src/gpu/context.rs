@@ -45,6 +45,11 @@ impl GpuContext {
 
     pub fn adapter_description(&self) -> String {
         let i = &self.info;
+        if i.name.is_empty() {
+            // Browsers do not name the adapter through wgpu (the page reads
+            // GPUAdapter.info itself).
+            return format!("WebGPU adapter ({:?})", i.device_type);
+        }
         format!("{} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
             .replace("  ", " ")
     }
