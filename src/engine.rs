@@ -39,6 +39,10 @@ struct PendingOp {
 struct ConvBuffers {
     conv: Conv,
     variant: ConvVariant,
+    /// `Some(cin)` for a 3x3 conv with few input channels that runs as an im2col of its
+    /// input into the `cols` buffer (rows of `conv.cin` = ceil(9 cin / 4) * 4 values) and
+    /// `conv`, a 1x1 conv over those rows (see shaders/im2col.wgsl).
+    im2col: Option<usize>,
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,
     edge: wgpu::Buffer,
@@ -93,6 +97,8 @@ pub struct Glow {
 
 struct Builder<'a> {
     ctx: &'a GpuContext,
+    /// Scratch for im2col rows (the h2 buffer, free while f1 and the priors run).
+    cols: wgpu::Buffer,
     kernels: KernelCache,
     params: Vec<u8>,
     align: usize,
@@ -119,6 +125,22 @@ impl<'a> Builder<'a> {
     fn conv_into(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize, out_offset: usize, combine: Combine) {
         let c = &cb.conv;
         let m = batch * h * w;
+        let (mut input, mut in_stride) = (input.clone(), in_stride);
+        if let Some(cin) = cb.im2col {
+            let p = Conv2dParams {
+                batch: batch as u32,
+                h: h as u32,
+                w: w as u32,
+                cin: cin as u32,
+                in_stride: in_stride as u32,
+                out_stride: c.cin as u32,
+                m: m as u32,
+                ..Default::default()
+            };
+            let cols = self.cols.clone();
+            self.push(format!("{label}/im2col"), KernelKey::Im2col3, vec![input, cols.clone()], p, false, elementwise_groups(m * c.cin));
+            (input, in_stride) = (cols, c.cin);
+        }
         let p = Conv2dParams {
             batch: batch as u32,
             h: h as u32,
@@ -134,10 +156,12 @@ impl<'a> Builder<'a> {
         };
         debug_assert_eq!(conv_variant(&p), cb.variant, "{label}: uploaded for another layout");
         let (key, groups) = conv_dispatch(cb.variant, c.ksize as u32, c.relu, c.edge.is_some(), combine, &p);
-        let bufs = vec![input.clone(), cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
+        let bufs = vec![input, cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
         self.push(label, key, bufs, p, false, groups);
         if let Some(op) = self.pending.last_mut() {
-            op.flop = 2.0 * (m * c.ksize * c.ksize * c.cin * c.cout) as f64;
+            // The conv's own multiply-adds (an im2col'd conv's padding rows not counted).
+            let k = cb.im2col.map_or(c.ksize * c.ksize * c.cin, |cin| 9 * cin);
+            op.flop = 2.0 * (m * k * c.cout) as f64;
         }
     }
 
@@ -277,7 +301,19 @@ impl Glow {
         let dummy = init(device, "no_edge", &[0.0; 4]);
         // Weights are laid out for the kernel variant that will read them, which depends
         // on the strides of the buffers the conv reads and writes.
-        let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize, out_offset: usize| {
+        // `cols_ok`: the conv may use the h2 buffer as im2col scratch (it neither reads nor
+        // writes h2); then a 3x3 conv whose input channels are not a multiple of 4 becomes
+        // im2col + a 1x1 conv over ceil(9 cin / 4) * 4 channels (no masked vec4 lanes).
+        let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize, out_offset: usize, cols_ok: bool| {
+            let kpad = (9 * c.cin).div_ceil(4) * 4;
+            let (c, in_stride, im2col) = if cols_ok && c.ksize == 3 && c.cin % 4 != 0 && kpad <= width {
+                let mut weight = c.weight.clone();
+                weight.resize(kpad * c.cout, 0.0);
+                (Conv { ksize: 1, cin: kpad, weight, ..c.clone() }, kpad, Some(c.cin))
+            } else {
+                (c.clone(), in_stride, None)
+            };
+            let c = &c;
             let shape = Conv2dParams {
                 cin: c.cin as u32,
                 cout: c.cout as u32,
@@ -291,6 +327,7 @@ impl Glow {
             ConvBuffers {
             conv: c.clone(),
             variant,
+            im2col,
             weight: init(device, &format!("{label}.weight"), &w),
             bias: init(device, &format!("{label}.bias"), &c.bias),
             edge: c.edge.as_ref().map_or_else(|| dummy.clone(), |e| init(device, &format!("{label}.edge"), e)),
@@ -305,16 +342,16 @@ impl Glow {
             for (k, s) in lev.steps.iter().enumerate() {
                 let p = format!("L{l}/S{k}");
                 v.push([
-                    upload(&format!("{p}/affine"), &s.forward, c, c, 0),
-                    upload(&format!("{p}/affine_inv"), &s.inverse, c, c, 0),
-                    upload(&format!("{p}/f1"), &s.f1, c, width, 0),
-                    upload(&format!("{p}/f2"), &s.f2, width, width, 0),
+                    upload(&format!("{p}/affine"), &s.forward, c, c, 0, false),
+                    upload(&format!("{p}/affine_inv"), &s.inverse, c, c, 0, false),
+                    upload(&format!("{p}/f1"), &s.f1, c, width, 0, true),
+                    upload(&format!("{p}/f2"), &s.f2, width, width, 0, false),
                     // Additive: f3 adds into z2 of the state itself (coupling_ops).
-                    if fm.config.coupling == Coupling::Affine { upload(&format!("{p}/f3"), &s.f3, width, s.f3.cout, 0) } else { upload(&format!("{p}/f3"), &s.f3, width, c, c / 2) },
+                    if fm.config.coupling == Coupling::Affine { upload(&format!("{p}/f3"), &s.f3, width, s.f3.cout, 0, false) } else { upload(&format!("{p}/f3"), &s.f3, width, c, c / 2, false) },
                 ]);
             }
             steps.push(v);
-            priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c, 0)));
+            priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c, 0, true)));
         }
 
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
@@ -324,7 +361,7 @@ impl Glow {
         let nl = fm.levels.len();
 
         // ---- encode ----
-        let mut eb = Builder { ctx: &ctx, kernels: KernelCache::default(), params: Vec::new(), align, pending: Vec::new() };
+        let mut eb = Builder { ctx: &ctx, cols: buffers.h2.clone(), kernels: KernelCache::default(), params: Vec::new(), align, pending: Vec::new() };
         let img = ImageParams { pixels: (batch * hw) as u32, channels: c0 as u32, n_bits: cfg.n_bits, _pad: 0 };
         eb.push("image_in".into(), KernelKey::ImageIn, vec![b.image_in.clone(), b.x.clone()], img, false, elementwise_groups(batch * hw));
         let mut prev = b.x.clone();
@@ -369,7 +406,7 @@ impl Glow {
         let (encode_ops, _u1, kernels) = eb.finish(&call);
 
         // ---- decode ----
-        let mut db = Builder { ctx: &ctx, kernels, params: Vec::new(), align, pending: Vec::new() };
+        let mut db = Builder { ctx: &ctx, cols: buffers.h2.clone(), kernels, params: Vec::new(), align, pending: Vec::new() };
         db.push("rng".into(), KernelKey::Rng, vec![b.eps.clone()], ReduceParams::default(), true, elementwise_groups(batch * d));
         let mut cur = 0;
         for l in (0..nl).rev() {

@@ -133,6 +133,52 @@ fn conv2d_matches_reference_on_awkward_shapes() {
     }
 }
 
+/// im2col rows (tap-major, then channel, zero outside the image and in the padding) as the
+/// 1x1 conv that replaces a 3x3 conv with few input channels reads them.
+#[test]
+fn im2col_matches_reference() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = Rand(11);
+    // (batch, h, w, cin, in_stride, in_offset)
+    for (batch, h, w, cin, in_stride, in_offset) in [(1usize, 1usize, 1usize, 6usize, 12usize, 0usize), (2, 5, 7, 6, 12, 0), (1, 4, 3, 2, 4, 2), (3, 3, 5, 3, 3, 0)] {
+        let m = batch * h * w;
+        let row = (9 * cin).div_ceil(4) * 4;
+        let input = r.vec(m * in_stride);
+        let mut want = vec![0f32; m * row];
+        for b in 0..batch {
+            for y in 0..h {
+                for x in 0..w {
+                    let p = (b * h + y) * w + x;
+                    for tap in 0..9 {
+                        let (yy, xx) = (y as isize + tap as isize / 3 - 1, x as isize + tap as isize % 3 - 1);
+                        if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
+                            continue;
+                        }
+                        let q = (b * h + yy as usize) * w + xx as usize;
+                        for ci in 0..cin {
+                            want[p * row + tap * cin + ci] = input[q * in_stride + in_offset + ci];
+                        }
+                    }
+                }
+            }
+        }
+        let p = Conv2dParams {
+            batch: batch as u32,
+            h: h as u32,
+            w: w as u32,
+            cin: cin as u32,
+            in_stride: in_stride as u32,
+            in_offset: in_offset as u32,
+            out_stride: row as u32,
+            m: m as u32,
+            ..Default::default()
+        };
+        let storage = vec![bytes(&input), bytes(&r.vec(m * row))];
+        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Im2col3, &storage, bytemuck::bytes_of(&p), None, elementwise_groups(m * row), 1)).unwrap());
+        assert_close(&format!("im2col {batch}x{h}x{w} cin {cin}"), &got, &want, Tol { abs: 0.0, rel: 0.0 });
+    }
+}
+
 #[test]
 fn coupling_matches_reference_both_ways() {
     let Some(ctx) = ctx() else { return };

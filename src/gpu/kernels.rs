@@ -16,6 +16,9 @@ pub enum KernelKey {
     Conv2dVec4 { ksize: u32, relu: bool, edge: bool, combine: Combine },
     /// conv2d for few output channels, vec4 along the inner dimension.
     Conv2dSkinny { ksize: u32, relu: bool, edge: bool, combine: Combine },
+    /// im2col of a 3x3 conv's input, for the 1x1 conv that replaces a 3x3 conv with few
+    /// input channels.
+    Im2col3,
     Coupling { affine: bool, reverse: bool },
     Squeeze { unsqueeze: bool },
     Prior { reverse: bool },
@@ -66,6 +69,7 @@ impl KernelKey {
             KernelKey::Conv2d { .. } => include_str!("../../shaders/conv2d.wgsl"),
             KernelKey::Conv2dVec4 { .. } => include_str!("../../shaders/conv2d_vec4.wgsl"),
             KernelKey::Conv2dSkinny { .. } => include_str!("../../shaders/conv2d_skinny.wgsl"),
+            KernelKey::Im2col3 => include_str!("../../shaders/im2col.wgsl"),
             KernelKey::Coupling { .. } => include_str!("../../shaders/coupling.wgsl"),
             KernelKey::Squeeze { .. } => include_str!("../../shaders/squeeze.wgsl"),
             KernelKey::Prior { .. } => include_str!("../../shaders/prior.wgsl"),
@@ -98,7 +102,7 @@ impl KernelKey {
     /// part), kernel file.
     pub fn source(&self) -> String {
         let conv = match self {
-            KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } | KernelKey::Conv2dSkinny { .. } => CONV_COMMON,
+            KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } | KernelKey::Conv2dSkinny { .. } | KernelKey::Im2col3 => CONV_COMMON,
             _ => "",
         };
         format!("// {}\n{}{}\n{}\n{}", self.label(), self.header(), COMMON, conv, self.file())
@@ -109,6 +113,7 @@ impl KernelKey {
         use Access::*;
         match self {
             KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } | KernelKey::Conv2dSkinny { .. } => (&[Read, Read, Read, Read, ReadWrite], &[Uniform]),
+            KernelKey::Im2col3 => (&[Read, ReadWrite], &[Uniform]),
             KernelKey::Coupling { .. } => (&[ReadWrite, Read, ReadWrite], &[Uniform]),
             KernelKey::Squeeze { .. } => (&[Read, ReadWrite], &[Uniform]),
             KernelKey::Prior { .. } => (&[ReadWrite, Read, ReadWrite, ReadWrite], &[Uniform, Uniform]),
@@ -138,6 +143,7 @@ impl KernelKey {
             ),
             KernelKey::Squeeze { unsqueeze } => if unsqueeze { "unsqueeze" } else { "squeeze" }.into(),
             KernelKey::Prior { reverse } => if reverse { "prior|sample" } else { "prior|standardize" }.into(),
+            KernelKey::Im2col3 => "im2col3x3".into(),
             KernelKey::Reduce => "reduce".into(),
             KernelKey::ImageIn => "image_in".into(),
             KernelKey::ImageOut => "image_out".into(),
@@ -158,6 +164,7 @@ impl KernelKey {
                 }
             }
         }
+        v.push(KernelKey::Im2col3);
         for affine in [false, true] {
             for reverse in [false, true] {
                 v.push(KernelKey::Coupling { affine, reverse });
