@@ -22,8 +22,8 @@
 // at least --min-runs calls.
 // Missing ONNX files (MODEL/{decode,encode}_b{B}.onnx) are exported with
 // tools/export_onnx.py using $PYTHON (default .venv/bin/python).
-// Env: PLAYWRIGHT_CORE (module path), ORT_WEB (the onnxruntime-web package folder;
-// default node_modules/onnxruntime-web).
+// Env: PLAYWRIGHT_CORE (module path), ORT_WEB (the onnxruntime-web package folder; default
+// bench/node_modules/onnxruntime-web, installed by `npm ci --prefix bench`).
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,7 +44,8 @@ for (let i = 2; i < process.argv.length; i += 2) {
 }
 async function runBrowser() {
   const root = path.resolve(repo, args.root);
-  const ortDir = path.resolve(process.env.ORT_WEB || path.join(repo, 'node_modules/onnxruntime-web'));
+  const ortDir = path.resolve(process.env.ORT_WEB || path.join(repo, 'bench/node_modules/onnxruntime-web'));
+  if (!fs.existsSync(path.join(ortDir, 'package.json'))) throw new Error(`${ortDir} is missing: run npm ci --prefix bench (or set ORT_WEB)`);
   const ortDist = path.join(ortDir, 'dist');
   const ortVersion = JSON.parse(fs.readFileSync(path.join(ortDir, 'package.json'), 'utf8')).version;
   const gpuBatches = args['gpu-batches'] || args.batches;
