@@ -45,69 +45,75 @@ impl PackedConv {
         let rad = (ks / 2) as isize;
         let k = ks * ks * c.cin;
         let blocks = c.cout.div_ceil(NR);
-        // im2col of MR pixels, interleaved: a[kk * MR + r], so the micro-kernel reads
-        // MR inputs and NR weights contiguously for each kk.
-        let mut a = vec![0f32; MR * k];
-        let mut row = vec![0f32; k];
+        // im2col of MR pixels per tile, interleaved: a[kk * MR + r], so the micro-kernel
+        // reads MR inputs and NR weights contiguously for each kk. Tiles are packed in
+        // chunks of about 64 KB, and each block of NR output channels runs over the whole
+        // chunk, so its packed weights stay in L1 while the chunk streams from L2.
         let total = g.batch * h * w;
-        let mut m0 = 0;
-        while m0 < total {
-            let mr = MR.min(total - m0);
-            // Gather the MR pixels' receptive fields (zeros outside the image).
-            for r in 0..MR {
-                if r >= mr {
-                    row.fill(0.0);
-                } else {
+        let tiles_total = total.div_ceil(MR);
+        let chunk = (16384 / (MR * k)).clamp(1, 64);
+        let mut a = vec![0f32; chunk * MR * k];
+        let mut row = vec![0f32; k];
+        let mut classes = vec![0usize; chunk * MR];
+        for t0 in (0..tiles_total).step_by(chunk) {
+            let nt = chunk.min(tiles_total - t0);
+            for t in 0..nt {
+                let m0 = (t0 + t) * MR;
+                let at = &mut a[t * MR * k..(t + 1) * MR * k];
+                for r in 0..MR {
                     let m = m0 + r;
-                    let (b, y, x) = (m / (h * w), (m / w) % h, m % w);
-                    for ky in 0..ks {
-                        for kx in 0..ks {
-                            let t = (ky * ks + kx) * c.cin;
-                            let yy = y as isize + ky as isize - rad;
-                            let xx = x as isize + kx as isize - rad;
-                            let dst = &mut row[t..t + c.cin];
-                            if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
-                                dst.fill(0.0);
-                            } else {
-                                let pix = (b * h + yy as usize) * w + xx as usize;
-                                let src = pix * g.in_stride + g.in_offset;
-                                dst.copy_from_slice(&input[src..src + c.cin]);
+                    if m >= total {
+                        row.fill(0.0);
+                    } else {
+                        let (b, y, x) = (m / (h * w), (m / w) % h, m % w);
+                        classes[t * MR + r] = edge_class(y, x, h, w);
+                        // Gather the pixel's receptive field (zeros outside the image).
+                        for ky in 0..ks {
+                            for kx in 0..ks {
+                                let tap = (ky * ks + kx) * c.cin;
+                                let yy = y as isize + ky as isize - rad;
+                                let xx = x as isize + kx as isize - rad;
+                                let dst = &mut row[tap..tap + c.cin];
+                                if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
+                                    dst.fill(0.0);
+                                } else {
+                                    let pix = (b * h + yy as usize) * w + xx as usize;
+                                    let src = pix * g.in_stride + g.in_offset;
+                                    dst.copy_from_slice(&input[src..src + c.cin]);
+                                }
                             }
                         }
                     }
+                    for (kk, v) in row.iter().enumerate() {
+                        at[kk * MR + r] = *v;
+                    }
                 }
-                for (kk, v) in row.iter().enumerate() {
-                    a[kk * MR + r] = *v;
-                }
-            }
-            let mut classes = [0usize; MR];
-            for (r, cl) in classes.iter_mut().enumerate().take(mr) {
-                let m = m0 + r;
-                *cl = edge_class((m / w) % h, m % w, h, w);
             }
             for nb in 0..blocks {
                 let wp = &self.packed[nb * k * NR..(nb + 1) * k * NR];
-                let acc = micro_kernel(&a, wp);
                 let (c0, c1) = (nb * NR, (nb * NR + NR).min(c.cout));
                 let bias = &c.bias[c0..c1];
-                for (r, accr) in acc.iter().enumerate().take(mr) {
-                    let o = (m0 + r) * g.out_stride + g.out_offset;
-                    let dst = &mut out[o + c0..o + c1];
-                    for ((d, v), b) in dst.iter_mut().zip(accr).zip(bias) {
-                        *d = v + b;
-                    }
-                    if let Some(t) = &c.edge {
-                        let row = classes[r] * c.cout;
-                        dst.iter_mut().zip(&t[row + c0..row + c1]).for_each(|(d, e)| *d += e);
-                    }
-                    if c.relu {
-                        // Not f32::max: in wasm that is a call to libm's fmaxf (NaN rules),
-                        // which cost a quarter of the whole decode.
-                        dst.iter_mut().for_each(|d| *d = if *d > 0.0 { *d } else { 0.0 });
+                for t in 0..nt {
+                    let m0 = (t0 + t) * MR;
+                    let acc = micro_kernel(&a[t * MR * k..(t + 1) * MR * k], wp);
+                    for (r, accr) in acc.iter().enumerate().take(MR.min(total - m0)) {
+                        let o = (m0 + r) * g.out_stride + g.out_offset;
+                        let dst = &mut out[o + c0..o + c1];
+                        for ((d, v), b) in dst.iter_mut().zip(accr).zip(bias) {
+                            *d = v + b;
+                        }
+                        if let Some(e) = &c.edge {
+                            let row = classes[t * MR + r] * c.cout;
+                            dst.iter_mut().zip(&e[row + c0..row + c1]).for_each(|(d, e)| *d += e);
+                        }
+                        if c.relu {
+                            // Not f32::max: in wasm that is a call to libm's fmaxf (NaN
+                            // rules), which cost a quarter of the whole decode.
+                            dst.iter_mut().for_each(|d| *d = if *d > 0.0 { *d } else { 0.0 });
+                        }
                     }
                 }
             }
-            m0 += MR;
         }
     }
 }
