@@ -1,7 +1,8 @@
 // Runs www/bench.html in headless Chromium (WebGPU on SwiftShader) against a built dist/
 // and prints its JSON. Usage: node bench/browser.mjs [models/NAME] [runs] [batches] [backends]
 // (DIST=folder serves another build folder; PROFILE=1 adds per-dispatch timestamp-query
-// times of the WebGPU backend, summed per level and layer).
+// times of the WebGPU backend, summed per level and layer; KERNELS=1 adds the adapter's matmul
+// limit and the level-0 conv classes as fractions of it).
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +31,7 @@ try {
   if (process.argv[4]) q.set('batches', process.argv[4]);
   if (process.argv[5]) q.set('backends', process.argv[5]);
   if (process.env.PROFILE) q.set('profile', '1');
+  if (process.env.KERNELS) q.set('kernels', '1');
   await page.goto(`http://127.0.0.1:${port}/bench.html?${q}`);
   await page.waitForFunction(() => document.body.dataset.done, null, { timeout: 600_000 });
   console.log(await page.textContent('#out'));

@@ -242,6 +242,19 @@ impl GlowModel {
         Ok(a.into())
     }
 
+    /// Times the adapter's matmul limit (1024^3 through our 1x1 conv kernel) and this
+    /// model's level-0 conv classes at `batch` images, as `glow bench --kernels` does
+    /// natively. Returns the JSON text, or null on the CPU engine. Takes seconds to
+    /// minutes on a software adapter.
+    #[wasm_bindgen(js_name = benchKernels)]
+    pub async fn bench_kernels(&self, batch: u32) -> Result<JsValue, JsError> {
+        let inner = self.inner.clone();
+        let _busy = Busy::take(&inner.busy)?;
+        let Backend::Gpu(g) = &inner.backend else { return Ok(JsValue::NULL) };
+        let v = crate::gpu::bench::conv_classes(g.context(), &inner.model, batch.clamp(1, 64) as usize).await.map_err(js_err)?;
+        Ok(JsValue::from_str(&v.to_string()))
+    }
+
     /// Exact bits/dim of `n` RGBA images.
     #[wasm_bindgen(js_name = bitsPerDim)]
     pub async fn bits_per_dim(&self, rgba: Vec<u8>, n: u32) -> Result<Float64Array, JsError> {

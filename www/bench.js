@@ -85,6 +85,10 @@ async function main() {
         // ?profile=1: every dispatch timed with timestamp queries (WebGPU only)
         ...(q.get('profile') ? { profile: { decode: summarize(await m.profile(true)), encode: summarize(await m.profile(false)) } } : {}),
       });
+      // ?kernels=1: the matmul limit and the level-0 conv classes on this adapter (WebGPU only)
+      if (q.get('kernels') && backend === 'webgpu' && batch === batches[0]) {
+        result.kernels = JSON.parse(await m.benchKernels(batch));
+      }
       m.free();
       out.textContent = JSON.stringify(result, null, 2);
     }

@@ -343,72 +343,6 @@ mod cli {
         serde_json::json!({"median_ms": pick(0.5), "p90_ms": pick(0.9), "min_ms": v[0], "runs": v.len()})
     }
 
-    /// Median wall ms per dispatch of one kernel, over passes of `reps` dispatches.
-    fn time_kernel(ctx: &GpuContext, key: glow::gpu::kernels::KernelKey, groups: (u32, u32, u32), storage: &[Vec<u8>], params: &[u8], reps: usize) -> Result<f64> {
-        let run = |r| pollster::block_on(glow::gpu::single::run_kernel_n(ctx, key, storage, params, None, groups, storage.len() - 1, r));
-        run(1)?;
-        let mut times = Vec::new();
-        for _ in 0..3 {
-            let t = Instant::now();
-            run(reps)?;
-            times.push(t.elapsed().as_secs_f64() * 1e3 / reps as f64);
-        }
-        times.sort_by(f64::total_cmp);
-        Ok(times[1])
-    }
-
-    /// Times one conv shape the way the engine runs it: one conv kernel, or for a 3x3 conv
-    /// whose input channels are not a multiple of 4 (and fit `width`), im2col + a 1x1 conv.
-    #[allow(clippy::too_many_arguments)]
-    fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usize, in_stride: usize, cout: usize, ksize: u32, relu: bool, edge: bool, width: usize) -> Result<serde_json::Value> {
-        use glow::gpu::kernels::{conv_kernel, elementwise_groups, Conv2dParams, KernelKey};
-        let f = |n: usize| bytemuck::cast_slice::<f32, u8>(&vec![0.01f32; n]).to_vec();
-        let k = (ksize * ksize) as usize * cin;
-        let flop = 2.0 * (m * k * cout) as f64;
-        let reps = ((2e9 / flop) as usize).clamp(1, 50);
-        let p = Conv2dParams {
-            batch: (m / (h * w)) as u32, h: h as u32, w: w as u32, cin: cin as u32, cout: cout as u32,
-            in_stride: in_stride as u32, in_offset: 0, out_stride: cout as u32, out_offset: 0, m: m as u32, _pad: [0; 2],
-        };
-        let kpad = (9 * cin).div_ceil(4) * 4;
-        let (label, ms) = if ksize == 3 && cin % 4 != 0 && kpad <= width {
-            let pi = Conv2dParams { out_stride: kpad as u32, cout: 0, ..p };
-            let ms_i = time_kernel(ctx, KernelKey::Im2col3, elementwise_groups(m * kpad), &[f(m * in_stride), f(m * kpad)], bytemuck::bytes_of(&pi), reps)?;
-            let pc = Conv2dParams { cin: kpad as u32, in_stride: kpad as u32, ..p };
-            let (key, groups) = conv_kernel(1, relu, edge, &pc);
-            let storage = vec![f(m * kpad), f(kpad * cout), f(cout), f(16 * cout), f(m * cout)];
-            let ms_c = time_kernel(ctx, key, groups, &storage, bytemuck::bytes_of(&pc), reps)?;
-            (format!("im2col3x3 + {}", key.label()), ms_i + ms_c)
-        } else {
-            let (key, groups) = conv_kernel(ksize, relu, edge, &p);
-            let cin4 = cin.div_ceil(4) * 4;
-            let storage = vec![f(m * in_stride), f((ksize * ksize) as usize * cin4 * cout), f(cout), f(16 * cout), f(m * cout)];
-            (key.label(), time_kernel(ctx, key, groups, &storage, bytemuck::bytes_of(&p), reps)?)
-        };
-        Ok(serde_json::json!({"kernel": label, "m": m, "k": k, "n": cout, "ms": ms, "gflop_per_s": flop / (ms * 1e-3) / 1e9}))
-    }
-
-    fn bench_kernels(model: &Model, ctx: &GpuContext, batch: usize) -> Result<serde_json::Value> {
-        let s = model.folded.levels[0].shape;
-        let c = &model.config;
-        let w = c.width as usize;
-        let m = batch * s.pixels();
-        let e = c.edge_bias;
-        let matmul = time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0)?;
-        let limit = matmul["gflop_per_s"].as_f64().unwrap_or(1.0);
-        let mut classes = Vec::new();
-        for (name, v) in [
-            ("level0 f1 conv3x3 (C/2 -> width)", time_conv(ctx, m, s.h, s.w, s.c / 2, s.c, w, 3, true, e, w)?),
-            ("level0 f2 conv1x1 (width -> width)", time_conv(ctx, m, s.h, s.w, w, w, w, 1, true, false, w)?),
-            ("level0 f3 conv3x3 (width -> C/2 or C)", time_conv(ctx, m, s.h, s.w, w, w, c.coupling_out(0), 3, false, e, w)?),
-            ("level0 step affine (C -> C)", time_conv(ctx, m, s.h, s.w, s.c, s.c, s.c, 1, false, false, w)?),
-        ] {
-            let g = v["gflop_per_s"].as_f64().unwrap_or(0.0);
-            classes.push(serde_json::json!({"class": name, "result": v, "fraction_of_matmul": g / limit}));
-        }
-        Ok(serde_json::json!({"matmul_1024": matmul, "conv_classes": classes}))
-    }
-
     /// Sums a timestamp profile per level and layer ("L0 f1", "L0 coupling", ...), largest
     /// first, with GFLOP/s for the convs and their fraction of the matmul limit when known.
     fn profile_json(times: Option<Vec<glow::engine::DispatchTime>>, limit: Option<f64>) -> serde_json::Value {
@@ -527,7 +461,7 @@ mod cli {
         };
         let gflops = |ms: f64| flop * b as f64 / (ms * 1e-3) / 1e9;
         let (encode_dispatches, decode_dispatches) = glow.dispatch_counts();
-        let kernels_json = if kernels { bench_kernels(&model, glow.context(), b)? } else { serde_json::Value::Null };
+        let kernels_json = if kernels { pollster::block_on(glow::gpu::bench::conv_classes(glow.context(), &model, b))? } else { serde_json::Value::Null };
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({

@@ -1,5 +1,6 @@
 //! wgpu plumbing: device, kernels, buffers. Knows nothing of Glow's structure.
 
+pub mod bench;
 pub mod context;
 pub mod kernels;
 pub mod single;
