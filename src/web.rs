@@ -219,16 +219,17 @@ impl GlowModel {
         Ok(o)
     }
 
-    /// Times every dispatch of one decode (`decode` true: random latents at T = 0.7) or one
-    /// encode with WebGPU timestamp queries, one compute pass per dispatch. Returns an array
+    /// Times every dispatch of a decode (`decode` true: random latents at T = 0.7) or an
+    /// encode with WebGPU timestamp queries, one compute pass per dispatch, each dispatch's
+    /// best of `passes` calls. Returns an array
     /// of `{label, kernel, ms, flop}` (flop: 2 per multiply-add of a conv, else 0), or null
     /// on the CPU engine or where the adapter has no `timestamp-query` feature. Browsers
     /// may coarsen these timestamps (Chrome rounds them to 100 us by default).
-    pub async fn profile(&self, decode: bool) -> Result<JsValue, JsError> {
+    pub async fn profile(&self, decode: bool, passes: u32) -> Result<JsValue, JsError> {
         let inner = self.inner.clone();
         let _busy = Busy::take(&inner.busy)?;
         let Backend::Gpu(g) = &inner.backend else { return Ok(JsValue::NULL) };
-        let Some(times) = g.profile(decode).await.map_err(js_err)? else { return Ok(JsValue::NULL) };
+        let Some(times) = g.profile(decode, passes.clamp(1, 10) as usize).await.map_err(js_err)? else { return Ok(JsValue::NULL) };
         let fail = |_| JsError::new("could not build the result");
         let a = Array::new();
         for t in times {

@@ -43,3 +43,25 @@ fn sampling_is_deterministic() {
         pollster::block_on(cases::sampling_is_deterministic(c));
     }
 }
+
+/// The timestamp profile covers every dispatch once, and its convs add up to the model's
+/// FLOP count (so the per-layer GFLOP/s that `glow bench --profile` prints are sound).
+#[test]
+fn profile_covers_every_dispatch() {
+    let Some(c) = ctx() else { return };
+    for f in cases::fixtures() {
+        let model = f.model();
+        let g = pollster::block_on(glow::Glow::new(c.clone(), &model, 2)).unwrap();
+        let (enc_n, dec_n) = g.dispatch_counts();
+        for (decode, n) in [(false, enc_n), (true, dec_n + 1)] {
+            let Some(times) = pollster::block_on(g.profile(decode, 2)).unwrap() else {
+                return eprintln!("skipping: the adapter has no timestamp queries");
+            };
+            assert_eq!(times.len(), n, "{}: one entry per dispatch (decode {decode})", f.name);
+            assert!(times.iter().all(|t| t.ms.is_finite() && t.ms >= 0.0), "{}: times", f.name);
+            let flop: f64 = times.iter().map(|t| t.flop).sum();
+            let want = 2.0 * model.config.flops_per_image();
+            assert!((flop - want).abs() < 1e-6 * want, "{}: profile flop {flop} vs model {want}", f.name);
+        }
+    }
+}

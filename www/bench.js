@@ -82,8 +82,8 @@ async function main() {
         backend, adapter: m.adapterInfo, batch, load_ms: loadMs,
         decode: { ...dec, ms_per_image: dec.warm.median_ms / batch },
         encode: { ...enc, ms_per_image: enc.warm.median_ms / batch },
-        // ?profile=1: every dispatch timed with timestamp queries (WebGPU only)
-        ...(q.get('profile') ? { profile: { decode: summarize(await m.profile(true)), encode: summarize(await m.profile(false)) } } : {}),
+        // ?profile=1: every dispatch timed with timestamp queries, best of 3 calls (WebGPU only)
+        ...(q.get('profile') ? { profile: { decode: summarize(await m.profile(true, 3)), encode: summarize(await m.profile(false, 3)) } } : {}),
       });
       // ?kernels=1: the matmul limit and the level-0 conv classes on this adapter (WebGPU only)
       if (q.get('kernels') && backend === 'webgpu' && batch === batches[0]) {

@@ -380,7 +380,7 @@ mod cli {
             })
             .collect();
         serde_json::json!({"dispatches": times.len(), "gpu_ms": total, "layers": rows,
-            "note": "one compute pass per dispatch, stamped at its start and end; batch as above"})
+            "note": "one compute pass per dispatch, stamped at its start and end; each dispatch's best of 3 calls; batch as above"})
     }
 
     fn bench_cpu(model: &Model, b: usize, runs: usize) -> Result<()> {
@@ -476,8 +476,8 @@ mod cli {
                 "profile": if profile {
                     let limit = kernels_json["matmul_1024"]["gflop_per_s"].as_f64();
                     serde_json::json!({
-                        "encode": profile_json(pollster::block_on(glow.profile(false))?, limit),
-                        "decode": profile_json(pollster::block_on(glow.profile(true))?, limit),
+                        "encode": profile_json(pollster::block_on(glow.profile(false, 3))?, limit),
+                        "decode": profile_json(pollster::block_on(glow.profile(true, 3))?, limit),
                     })
                 } else { serde_json::Value::Null },
                 "note": "warm times include readback (map_async awaited); cold = first call after the plan is built"
