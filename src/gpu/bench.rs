@@ -3,7 +3,7 @@
 //! and each level-0 conv class of a model, timed the way the engine runs it.
 
 use super::kernels::{conv_kernel, elementwise_groups, Conv2dParams, KernelKey};
-use super::single::run_kernel_n;
+use super::single::run_kernel_timed;
 use super::GpuContext;
 use crate::error::Result;
 use crate::model::Model;
@@ -21,18 +21,19 @@ fn now_ms() -> f64 {
     }
 }
 
-/// Best wall ms per dispatch of one kernel over five passes of `reps` dispatches (after
-/// one untimed pass), readback included. The best pass, not the median: on a shared machine
-/// a pass is only ever slowed down by others, and the matmul limit and every conv class are
-/// measured the same way.
+/// Best ms per dispatch of one kernel over five passes of `reps` dispatches (after one
+/// untimed pass): GPU time from timestamp queries around the pass where the adapter has
+/// them, else wall time with readback. The best pass, not the median: on a shared machine
+/// a pass is only ever slowed down by others; the matmul limit and every conv class are
+/// measured the same way (and as `Glow::profile` times the layers inside the model).
 async fn time_kernel(ctx: &GpuContext, key: KernelKey, groups: (u32, u32, u32), storage: &[Vec<u8>], params: &[u8], reps: usize) -> Result<f64> {
     let read = storage.len() - 1;
-    run_kernel_n(ctx, key, storage, params, None, groups, read, 1).await?;
+    run_kernel_timed(ctx, key, storage, params, None, groups, read, 1).await?;
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let t = now_ms();
-        run_kernel_n(ctx, key, storage, params, None, groups, read, reps).await?;
-        best = best.min((now_ms() - t) / reps as f64);
+        let (_, gpu_ms) = run_kernel_timed(ctx, key, storage, params, None, groups, read, reps).await?;
+        best = best.min(gpu_ms.unwrap_or(now_ms() - t) / reps as f64);
     }
     Ok(best)
 }
@@ -96,5 +97,6 @@ pub async fn conv_classes(ctx: &GpuContext, model: &Model, batch: usize) -> Resu
         let g = v["gflop_per_s"].as_f64().unwrap_or(0.0);
         classes.push(serde_json::json!({"class": name, "result": v, "fraction_of_matmul": g / limit}));
     }
-    Ok(serde_json::json!({"adapter": ctx.adapter_description(), "matmul_1024": matmul, "conv_classes": classes}))
+    let timing = if ctx.timestamps { "GPU time (timestamp queries around a pass of repeated dispatches), best of 5 passes" } else { "wall time with readback, best of 5 passes" };
+    Ok(serde_json::json!({"adapter": ctx.adapter_description(), "timing": timing, "matmul_1024": matmul, "conv_classes": classes}))
 }

@@ -17,6 +17,13 @@ pub async fn run_kernel(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], p
 /// timing: the caller measures the wall time around it, readback included).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_kernel_n(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize, reps: usize) -> Result<Vec<u8>> {
+    Ok(run_kernel_timed(ctx, key, storage, params, call, groups, read, reps).await?.0)
+}
+
+/// Like `run_kernel_n`, and also returns the GPU time of the pass of `reps` dispatches in
+/// ms, from timestamp queries at its start and end (`None` without timestamp queries).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_kernel_timed(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize, reps: usize) -> Result<(Vec<u8>, Option<f64>)> {
     let device = &ctx.device;
     let mut cache = KernelCache::default();
     let k = cache.get(device, key);
@@ -61,9 +68,16 @@ pub async fn run_kernel_n(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>],
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
+    let stamps = ctx.timestamps.then(|| {
+        let set = device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("pass"), ty: wgpu::QueryType::Timestamp, count: 2 });
+        let resolve = device.create_buffer(&wgpu::BufferDescriptor { label: Some("pass/resolve"), size: 16, usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
+        let read = device.create_buffer(&wgpu::BufferDescriptor { label: Some("pass/read"), size: 16, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        (set, resolve, read)
+    });
     let mut enc = device.create_command_encoder(&Default::default());
     {
-        let mut pass = enc.begin_compute_pass(&Default::default());
+        let writes = stamps.as_ref().map(|(set, ..)| wgpu::ComputePassTimestampWrites { query_set: set, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kernel"), timestamp_writes: writes });
         pass.set_pipeline(&k.pipeline);
         pass.set_bind_group(0, &sg, &[]);
         pass.set_bind_group(1, &ug, &[]);
@@ -72,8 +86,19 @@ pub async fn run_kernel_n(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>],
         }
     }
     enc.copy_buffer_to_buffer(&bufs[read], 0, &staging, 0, size);
+    if let Some((set, resolve, read)) = &stamps {
+        enc.resolve_query_set(set, 0..2, resolve, 0);
+        enc.copy_buffer_to_buffer(resolve, 0, read, 0, 16);
+    }
     ctx.queue.submit([enc.finish()]);
     let mut out = ctx.read_back(&staging, size).await?;
     out.truncate(storage[read].len());
-    Ok(out)
+    let gpu_ms = match &stamps {
+        Some((_, _, buf)) => {
+            let t: Vec<u64> = bytemuck::pod_collect_to_vec(&ctx.read_back(buf, 16).await?);
+            Some(t[1].saturating_sub(t[0]) as f64 * ctx.queue.get_timestamp_period() as f64 * 1e-6)
+        }
+        None => None,
+    };
+    Ok((out, gpu_ms))
 }
