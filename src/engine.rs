@@ -74,7 +74,7 @@ enum Output {
 /// One dispatch's GPU time from timestamp queries (`Glow::profile`).
 #[derive(Clone, Debug)]
 pub struct DispatchTime {
-    /// Where in the flow, e.g. "level0/step3/f1".
+    /// Where in the flow, e.g. "L0/S3/f1" (level 0, step 3, the coupling net's first conv).
     pub label: String,
     /// The kernel variant, e.g. "conv2d_vec4|k3|relu|edge".
     pub kernel: String,
