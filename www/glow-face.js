@@ -151,6 +151,67 @@ export async function probeWebGPU() {
   }
 }
 
+/**
+ * Workers running the CPU engine on copies of the model, for decoding several images at
+ * once on several cores (images are independent, and the engine is deterministic: the
+ * result is the same as on the main thread). `ready` resolves to false, and the page keeps
+ * decoding on the main thread, if workers cannot start (old browser, CSP) within 30 s.
+ */
+class WorkerPool {
+  constructor(configText, weights, size) {
+    this.workers = [];
+    this.pending = new Map();
+    this.nextId = 1;
+    const loads = [];
+    for (let i = 0; i < size; i++) {
+      let w;
+      try {
+        w = new Worker(new URL('./glow-worker.js', import.meta.url), { type: 'module' });
+      } catch {
+        break;
+      }
+      loads.push(new Promise((resolve) => {
+        w.onerror = (e) => { e.preventDefault(); resolve(false); };
+        w.onmessage = (e) => {
+          const m = e.data;
+          if (m.type === 'ready' || m.type === 'error') {
+            resolve(m.type === 'ready');
+            return;
+          }
+          const p = this.pending.get(m.id);
+          if (!p) return;
+          this.pending.delete(m.id);
+          if (m.error) p.reject(new Error(m.error)); else p.resolve(m.rgba);
+        };
+      }));
+      w.postMessage({ type: 'load', pkg: PKG_URL, config: configText, weights });
+      this.workers.push(w);
+    }
+    const timeout = new Promise((r) => setTimeout(() => r(false), 30000));
+    this.ready = Promise.race([Promise.all(loads).then((ok) => ok.length > 0 && ok.every(Boolean)), timeout])
+      .then((ok) => {
+        if (!ok) this.terminate();
+        return ok;
+      });
+  }
+
+  /** Decodes `n` images of eps (temperature 1) on worker `i`. */
+  decode(i, eps, n) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.workers[i].postMessage({ id, eps, n });
+    });
+  }
+
+  terminate() {
+    for (const w of this.workers) w.terminate();
+    this.workers = [];
+    for (const p of this.pending.values()) p.reject(new Error('the worker pool was stopped'));
+    this.pending.clear();
+  }
+}
+
 /** A loaded model shared by the page and every widget that names the same URL. */
 export class SharedModel {
   constructor(url, model, config, info) {
@@ -178,8 +239,14 @@ export class SharedModel {
       this.levelSizes.push(l < L - 1 ? this.dim / 2 ** (l + 1) : this.dim / 2 ** (L - 1));
     }
     // Images per engine call that keep the page responsive: the GPU plan's batch, or
-    // one image at a time on the CPU engine (it runs on the main thread).
+    // one image at a time on the CPU engine.
     this.chunk = this.backend === 'webgpu' ? info.batch : 1;
+    // On the CPU engine, decodes of several images go to workers, one per core (up to 4).
+    const cores = (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) || 1;
+    this.pool = this.backend === 'cpu' && typeof Worker !== 'undefined' && cores > 1 && info.configText
+      ? new WorkerPool(info.configText, info.weights, Math.min(cores, 4)) : null;
+    delete this.configText;
+    delete this.weights;
   }
 
   // Async engine calls, serialised.
@@ -213,6 +280,7 @@ export class SharedModel {
    * `cancelled()` lets a newer request stop an older one between chunks.
    */
   async decodeChunked(eps, n, onChunk, cancelled = () => false) {
+    if (n > 1 && this.pool && await this.pool.ready) return this.decodeOnWorkers(eps, n, onChunk, cancelled);
     const t0 = performance.now();
     let engineMs = 0;
     for (let first = 0; first < n; first += this.chunk) {
@@ -227,6 +295,27 @@ export class SharedModel {
       await new Promise((r) => setTimeout(r, 0));
     }
     return { msPerImage: engineMs / n, totalMs: performance.now() - t0 };
+  }
+
+  /** decodeChunked on the worker pool: each worker takes the next image when it is free.
+   *  msPerImage is wall time over images (what a visitor waits per image). */
+  async decodeOnWorkers(eps, n, onChunk, cancelled) {
+    const t0 = performance.now();
+    let next = 0;
+    let stopped = false;
+    const work = async (i) => {
+      while (next < n && !stopped) {
+        if (cancelled()) { stopped = true; return; }
+        const first = next++;
+        const rgba = await this.pool.decode(i, eps.slice(first * this.dim, (first + 1) * this.dim), 1);
+        if (cancelled()) { stopped = true; return; }
+        onChunk(rgba, first, 1);
+      }
+    };
+    await Promise.all(this.pool.workers.map((_, i) => work(i)));
+    if (stopped) return null;
+    const totalMs = performance.now() - t0;
+    return { msPerImage: totalMs / n, totalMs };
   }
 }
 
@@ -278,6 +367,7 @@ export function release(shared) {
     for (const [k, e] of models) {
       e.promise.then((m) => { if (m === shared) models.delete(k); }, () => {});
     }
+    if (shared.pool) shared.pool.terminate();
     shared.queue.run(() => shared.model.free()).catch(() => {});
   }, 2000);
 }
@@ -311,6 +401,8 @@ async function loadUncached(abs, backend, batch, report) {
     bytes: results.reduce((s, r) => s + r.bytes.length, 0),
     notice: null,
     batch,
+    configText, // for the CPU engine's workers (not kept on the model)
+    weights,
   };
   let model;
   const probe = backend === 'cpu' ? { problem: null, adapter: '', software: false } : await probeWebGPU();

@@ -232,6 +232,29 @@ async function main() {
       throw new Error('the page did not load; the other checks were not run');
     }
 
+    await check('on the CPU engine, several images decode in workers, to the same pixels as on the main thread', async () => {
+      const r = await page.evaluate(async () => {
+        const glow = await import('/glow-face.js');
+        const models = await (await fetch('/models/index.json')).json();
+        const shared = await glow.loadModel(models[0], { backend: 'cpu' });
+        if (!shared.pool || !(await shared.pool.ready)) return { workers: 0 };
+        const n = 4;
+        const eps = shared.scaleEps(shared.sampleEps(n, 7), n, 0.7);
+        const size = shared.width * shared.height * 4;
+        const onWorkers = new Uint8Array(n * size);
+        const res = await shared.decodeChunked(eps, n, (rgba, first) => onWorkers.set(rgba, first * size));
+        const onMain = await shared.decode(eps, n, 1);
+        let diff = 0;
+        for (let i = 0; i < onMain.length; i++) if (onMain[i] !== onWorkers[i]) diff++;
+        const workers = shared.pool.workers.length;
+        glow.release(shared);
+        return { workers, diff, ms: res.msPerImage };
+      });
+      assert(r.workers > 0, 'no worker pool on the CPU engine');
+      assert(r.diff === 0, `${r.diff} bytes differ between the workers' and the main thread's decode`);
+      return `${r.workers} workers, identical bytes, ${r.ms.toFixed(0)} ms per image`;
+    });
+
     await check('with ?backend=webgpu the page samples on WebGPU too', async () => {
       const p2 = await context.newPage();
       watch(p2, origin, log);
