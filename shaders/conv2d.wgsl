@@ -26,16 +26,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (co0 >= params.cout || m0 >= params.m) {
         return;
     }
-    let hw = params.h * params.w;
-    var py: array<i32, 4>;
-    var px: array<i32, 4>;
-    var pimg: array<u32, 4>;
+    var pix: array<vec3<i32>, TM>;   // (image, row, column) of each pixel
     for (var r = 0u; r < TM; r++) {
-        let m = min(m0 + r, params.m - 1u);
-        pimg[r] = m / hw;
-        let rem = m % hw;
-        py[r] = i32(rem / params.w);
-        px[r] = i32(rem % params.w);
+        pix[r] = conv_pixel(m0 + r);
     }
     var acc: array<vec4<f32>, 4>;
     for (var ky = 0; ky < i32(KSIZE); ky++) {
@@ -44,11 +37,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             var base: array<u32, 4>;
             var inside: array<bool, 4>;
             for (var r = 0u; r < TM; r++) {
-                let yy = py[r] + ky - RADIUS;
-                let xx = px[r] + kx - RADIUS;
+                let yy = pix[r].y + ky - RADIUS;
+                let xx = pix[r].z + kx - RADIUS;
                 inside[r] = yy >= 0 && yy < i32(params.h) && xx >= 0 && xx < i32(params.w);
-                let pix = (pimg[r] * params.h + u32(max(yy, 0))) * params.w + u32(max(xx, 0));
-                base[r] = pix * params.in_stride + params.in_offset;
+                let q = (u32(pix[r].x) * params.h + u32(max(yy, 0))) * params.w + u32(max(xx, 0));
+                base[r] = q * params.in_stride + params.in_offset;
             }
             let tap = u32(ky) * KSIZE + u32(kx);
             for (var ci = 0u; ci < params.cin; ci++) {
@@ -74,27 +67,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         var border = 0u;
         if (EDGE) {
-            let y = u32(py[r]);
-            let x = u32(px[r]);
-            border = border_class(y, x, params.h, params.w);
+            border = border_class(u32(pix[r].y), u32(pix[r].z), params.h, params.w);
         }
         for (var c = 0u; c < TN; c++) {
-            let co = co0 + c;
-            if (co >= params.cout) {
+            if (co0 + c >= params.cout) {
                 break;
             }
-            var v = acc[r][c] + bias[co];
-            if (EDGE) {
-                v += edge[border * params.cout + co];
-            }
-            if (RELU) {
-                v = max(v, 0.0);
-            }
-            let o = m * params.out_stride + params.out_offset + co;
-            if (COMBINE != 0) {
-                v = output[o] + f32(COMBINE) * v;   // fused additive coupling: z2 +- NN(z1)
-            }
-            output[o] = v;
+            store_scalar(m, co0 + c, border, acc[r][c]);
         }
     }
 }

@@ -29,7 +29,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     if (tile.z == 0u || co0 >= params.cout || m0 >= params.m) {
         return;
     }
-    let hw = params.h * params.w;
     let cin4 = (params.cin + 3u) / 4u;
     let k4 = KSIZE * KSIZE * cin4;
     let in_stride4 = params.in_stride / 4u;
@@ -39,15 +38,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     for (var c = 0u; c < TN; c++) {
         wrow[c] = min(co0 + c, params.cout - 1u) * k4;
     }
-    var py: array<i32, TM>;
-    var px: array<i32, TM>;
-    var pimg: array<u32, TM>;
+    var pix: array<vec3<i32>, TM>;   // (image, row, column) of each pixel
     for (var r = 0u; r < TM; r++) {
-        let m = min(m0 + r, params.m - 1u);
-        pimg[r] = m / hw;
-        let rem = m % hw;
-        py[r] = i32(rem / params.w);
-        px[r] = i32(rem % params.w);
+        pix[r] = conv_pixel(m0 + r);
     }
     var acc: array<vec4<f32>, TM>;   // acc[r][c]
     for (var ky = 0; ky < i32(KSIZE); ky++) {
@@ -55,12 +48,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             var base: array<u32, TM>;
             var inside: array<bool, TM>;
             for (var r = 0u; r < TM; r++) {
-                let yy = py[r] + ky - RADIUS;
-                let xx = px[r] + kx - RADIUS;
+                let yy = pix[r].y + ky - RADIUS;
+                let xx = pix[r].z + kx - RADIUS;
                 inside[r] = yy >= 0 && yy < i32(params.h) && xx >= 0 && xx < i32(params.w);
-                let pix = (pimg[r] * params.h + u32(clamp(yy, 0, i32(params.h) - 1))) * params.w
+                let q = (u32(pix[r].x) * params.h + u32(clamp(yy, 0, i32(params.h) - 1))) * params.w
                         + u32(clamp(xx, 0, i32(params.w) - 1));
-                base[r] = pix * in_stride4 + in_offset4;
+                base[r] = q * in_stride4 + in_offset4;
             }
             let kbase = (u32(ky) * KSIZE + u32(kx)) * cin4;
             for (var c4 = 0u; c4 < cin4; c4++) {
@@ -83,27 +76,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         }
         var border = 0u;
         if (EDGE) {
-            let y = u32(py[r]);
-            let x = u32(px[r]);
-            border = border_class(y, x, params.h, params.w);
+            border = border_class(u32(pix[r].y), u32(pix[r].z), params.h, params.w);
         }
         for (var c = 0u; c < TN; c++) {
-            let co = co0 + c;
-            if (co >= params.cout) {
+            if (co0 + c >= params.cout) {
                 break;
             }
-            var v = acc[r][c] + bias[co];
-            if (EDGE) {
-                v += edge[border * params.cout + co];
-            }
-            if (RELU) {
-                v = max(v, 0.0);
-            }
-            let o = m * params.out_stride + params.out_offset + co;
-            if (COMBINE != 0) {
-                v = output[o] + f32(COMBINE) * v;   // fused additive coupling: z2 +- NN(z1)
-            }
-            output[o] = v;
+            store_scalar(m, co0 + c, border, acc[r][c]);
         }
     }
 }

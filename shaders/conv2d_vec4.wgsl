@@ -31,19 +31,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     if (tile.z == 0u || co4 >= cout4 || m0 >= params.m) {
         return;
     }
-    let hw = params.h * params.w;
     let cin4 = (params.cin + 3u) / 4u;
     let in_stride4 = params.in_stride / 4u;
     let in_offset4 = params.in_offset / 4u;
-    var py: array<i32, 4>;
-    var px: array<i32, 4>;
-    var pimg: array<u32, 4>;
+    var pix: array<vec3<i32>, TM>;   // (image, row, column) of each pixel
     for (var r = 0u; r < TM; r++) {
-        let m = min(m0 + r, params.m - 1u);
-        pimg[r] = m / hw;
-        let rem = m % hw;
-        py[r] = i32(rem / params.w);
-        px[r] = i32(rem % params.w);
+        pix[r] = conv_pixel(m0 + r);
     }
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -58,13 +51,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             var base: array<u32, 4>;
             var inside: array<bool, 4>;
             for (var r = 0u; r < TM; r++) {
-                let yy = py[r] + ky - RADIUS;
-                let xx = px[r] + kx - RADIUS;
+                let yy = pix[r].y + ky - RADIUS;
+                let xx = pix[r].z + kx - RADIUS;
                 let ok = yy >= 0 && yy < i32(params.h) && xx >= 0 && xx < i32(params.w);
                 inside[r] = ok;
-                let pix = (pimg[r] * params.h + u32(clamp(yy, 0, i32(params.h) - 1))) * params.w
+                let q = (u32(pix[r].x) * params.h + u32(clamp(yy, 0, i32(params.h) - 1))) * params.w
                         + u32(clamp(xx, 0, i32(params.w) - 1));
-                base[r] = pix * in_stride4 + in_offset4;
+                base[r] = q * in_stride4 + in_offset4;
             }
             let tap = u32(ky) * KSIZE + u32(kx);
             // Weight rows for (tap, ci) are `cout` floats = cout4 vec4s apart.
@@ -106,7 +99,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         }
         var border = 0u;
         if (EDGE) {
-            border = border_class(u32(py[r]), u32(px[r]), params.h, params.w);
+            border = border_class(u32(pix[r].y), u32(pix[r].z), params.h, params.w);
         }
         for (var j = 0u; j < 2u; j++) {
             let c4 = co4 + j;

@@ -41,3 +41,12 @@ fn conv_tile(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, blocks: u32) -> vec3<u32>
     let ly = lid % ty;
     return vec3<u32>((wg % tiles) * tx + lx, (wg / tiles) * ty + ly, select(0u, 1u, lx < tx && ly < ty));
 }
+
+// (image, row, column) of output pixel m, clamped to the last pixel: a tile that runs past
+// the end computes duplicates it never stores. (`params` is each conv kernel's uniform.)
+fn conv_pixel(m: u32) -> vec3<i32> {
+    let mm = min(m, params.m - 1u);
+    let hw = params.h * params.w;
+    let rem = mm % hw;
+    return vec3<i32>(i32(mm / hw), i32(rem / params.w), i32(rem % params.w));
+}

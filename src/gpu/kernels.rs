@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
+const CONV_STORE: &str = include_str!("../../shaders/conv_store.wgsl");
 
 /// Everything that changes a kernel's code (never shapes: those are uniforms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,8 +103,9 @@ impl KernelKey {
     /// part), kernel file.
     pub fn source(&self) -> String {
         let conv = match self {
-            KernelKey::Conv2d { .. } | KernelKey::Conv2dVec4 { .. } | KernelKey::Conv2dSkinny { .. } | KernelKey::Im2col3 => CONV_COMMON,
-            _ => "",
+            KernelKey::Conv2d { .. } | KernelKey::Conv2dSkinny { .. } => format!("{CONV_COMMON}\n{CONV_STORE}"),
+            KernelKey::Conv2dVec4 { .. } | KernelKey::Im2col3 => CONV_COMMON.to_string(),
+            _ => String::new(),
         };
         format!("// {}\n{}{}\n{}\n{}", self.label(), self.header(), COMMON, conv, self.file())
     }
