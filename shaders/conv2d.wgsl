@@ -30,7 +30,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var r = 0u; r < TM; r++) {
         pix[r] = conv_pixel(m0 + r);
     }
-    var acc: array<vec4<f32>, 4>;
+    var acc: array<vec4<f32>, TM>;
     for (var ky = 0; ky < i32(KSIZE); ky++) {
         for (var kx = 0; kx < i32(KSIZE); kx++) {
             // Where each of the 4 rows reads this tap, and whether it is inside.
@@ -60,20 +60,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    for (var r = 0u; r < TM; r++) {
-        let m = m0 + r;
-        if (m >= params.m) {
-            break;
-        }
-        var border = 0u;
-        if (EDGE) {
-            border = border_class(u32(pix[r].y), u32(pix[r].z), params.h, params.w);
-        }
-        for (var c = 0u; c < TN; c++) {
-            if (co0 + c >= params.cout) {
-                break;
-            }
-            store_scalar(m, co0 + c, border, acc[r][c]);
-        }
-    }
+    store_tile(m0, co0, pix, acc);
 }

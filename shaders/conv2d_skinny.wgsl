@@ -69,20 +69,5 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             }
         }
     }
-    for (var r = 0u; r < TM; r++) {
-        let m = m0 + r;
-        if (m >= params.m) {
-            break;
-        }
-        var border = 0u;
-        if (EDGE) {
-            border = border_class(u32(pix[r].y), u32(pix[r].z), params.h, params.w);
-        }
-        for (var c = 0u; c < TN; c++) {
-            if (co0 + c >= params.cout) {
-                break;
-            }
-            store_scalar(m, co0 + c, border, acc[r][c]);
-        }
-    }
+    store_tile(m0, co0, pix, acc);
 }

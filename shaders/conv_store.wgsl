@@ -1,5 +1,6 @@
 // The epilogue of the conv kernels that store scalars (conv2d, conv2d_skinny): bias, edge
-// table, relu, and the fused additive coupling, for one output value.
+// table, relu, and the fused additive coupling. Both kernels compute TM pixels x 4 output
+// channels per thread (acc[r][c]) and define TM.
 
 fn store_scalar(m: u32, co: u32, border: u32, acc: f32) {
     var v = acc + bias[co];
@@ -14,4 +15,23 @@ fn store_scalar(m: u32, co: u32, border: u32, acc: f32) {
         v = output[o] + f32(COMBINE) * v;   // fused additive coupling: z2 +- NN(z1)
     }
     output[o] = v;
+}
+
+fn store_tile(m0: u32, co0: u32, pix: array<vec3<i32>, TM>, acc: array<vec4<f32>, TM>) {
+    for (var r = 0u; r < TM; r++) {
+        let m = m0 + r;
+        if (m >= params.m) {
+            break;
+        }
+        var border = 0u;
+        if (EDGE) {
+            border = border_class(u32(pix[r].y), u32(pix[r].z), params.h, params.w);
+        }
+        for (var c = 0u; c < 4u; c++) {
+            if (co0 + c >= params.cout) {
+                break;
+            }
+            store_scalar(m, co0 + c, border, acc[r][c]);
+        }
+    }
 }
