@@ -83,6 +83,45 @@ pub struct DispatchTime {
     pub flop: f64,
 }
 
+/// Sums a profile per level and layer ("L0 f1", "L0 im2col", ...), largest first, with
+/// GFLOP/s for the convs and their fraction of the matmul `limit` when known. Used by
+/// `glow bench --profile` and by the browser's `GlowModel.profile`.
+pub fn profile_summary(times: &[DispatchTime], limit: Option<f64>, passes: usize) -> serde_json::Value {
+    let total: f64 = times.iter().map(|t| t.ms).sum();
+    // (layer, kernel, dispatches, ms, flop)
+    let mut groups: Vec<(String, String, usize, f64, f64)> = Vec::new();
+    for t in times {
+        let level = t.label.split('/').next().unwrap_or("");
+        let layer = t.label.rsplit('/').next().unwrap_or("");
+        let name = format!("{level} {layer}");
+        match groups.iter_mut().find(|g| g.0 == name) {
+            Some(g) => {
+                g.2 += 1;
+                g.3 += t.ms;
+                g.4 += t.flop;
+            }
+            None => groups.push((name, t.kernel.clone(), 1, t.ms, t.flop)),
+        }
+    }
+    groups.sort_by(|a, b| b.3.total_cmp(&a.3));
+    let rows: Vec<serde_json::Value> = groups
+        .into_iter()
+        .map(|(name, kernel, n, ms, flop)| {
+            let mut v = serde_json::json!({"layer": name, "kernel": kernel, "dispatches": n, "ms": ms, "share": ms / total});
+            if flop > 0.0 && ms > 0.0 {
+                let g = flop / (ms * 1e-3) / 1e9;
+                v["gflop_per_s"] = g.into();
+                if let Some(l) = limit {
+                    v["fraction_of_matmul"] = (g / l).into();
+                }
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({"dispatches": times.len(), "gpu_ms": total, "layers": rows,
+        "note": format!("one compute pass per dispatch, stamped at its start and end; each dispatch's best of {passes} calls")})
+}
+
 pub struct Glow {
     ctx: Arc<GpuContext>,
     model: FoldedModel,

@@ -221,26 +221,17 @@ impl GlowModel {
 
     /// Times every dispatch of a decode (`decode` true: random latents at T = 0.7) or an
     /// encode with WebGPU timestamp queries, one compute pass per dispatch, each dispatch's
-    /// best of `passes` calls. Returns an array
-    /// of `{label, kernel, ms, flop}` (flop: 2 per multiply-add of a conv, else 0), or null
-    /// on the CPU engine or where the adapter has no `timestamp-query` feature. Browsers
-    /// may coarsen these timestamps (Chrome rounds them to 100 us by default).
+    /// best of `passes` calls, and returns the JSON text of their sum per level and layer
+    /// (as `glow bench --profile` prints it), or null on the CPU engine or where the adapter
+    /// has no `timestamp-query` feature. Browsers may coarsen these timestamps (Chrome
+    /// rounds them to 100 us by default).
     pub async fn profile(&self, decode: bool, passes: u32) -> Result<JsValue, JsError> {
         let inner = self.inner.clone();
         let _busy = Busy::take(&inner.busy)?;
         let Backend::Gpu(g) = &inner.backend else { return Ok(JsValue::NULL) };
-        let Some(times) = g.profile(decode, passes.clamp(1, 10) as usize).await.map_err(js_err)? else { return Ok(JsValue::NULL) };
-        let fail = |_| JsError::new("could not build the result");
-        let a = Array::new();
-        for t in times {
-            let o = Object::new();
-            Reflect::set(&o, &"label".into(), &t.label.into()).map_err(fail)?;
-            Reflect::set(&o, &"kernel".into(), &t.kernel.into()).map_err(fail)?;
-            Reflect::set(&o, &"ms".into(), &t.ms.into()).map_err(fail)?;
-            Reflect::set(&o, &"flop".into(), &t.flop.into()).map_err(fail)?;
-            a.push(&o);
-        }
-        Ok(a.into())
+        let passes = passes.clamp(1, 10) as usize;
+        let Some(times) = g.profile(decode, passes).await.map_err(js_err)? else { return Ok(JsValue::NULL) };
+        Ok(JsValue::from_str(&crate::engine::profile_summary(&times, None, passes).to_string()))
     }
 
     /// Times the adapter's matmul limit (1024^3 through our 1x1 conv kernel) and this

@@ -1,21 +1,10 @@
 // Browser benchmark: prints JSON into #out and sets document.body.dataset.done.
 import init, { GlowModel } from './pkg/glow.js';
+import { fetchBytes, stats } from './bench-util.js';
 
 const out = document.getElementById('out');
 const q = new URLSearchParams(location.search);
 const warmupMs = Number(q.get('warmup_s') ?? 3) * 1000;
-
-async function fetchBytes(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
-
-function stats(v) {
-  const s = [...v].sort((a, b) => a - b);
-  const pick = (p) => s[Math.min(s.length - 1, Math.round((s.length - 1) * p))];
-  return { median_ms: pick(0.5), p90_ms: pick(0.9), min_ms: s[0], runs: s.length };
-}
 
 async function time(fn, runs) {
   const t0 = performance.now();
@@ -34,23 +23,9 @@ async function time(fn, runs) {
   return { cold_ms: cold, warm: stats(warm) };
 }
 
-/** Sums a per-dispatch profile (GlowModel.profile) per level and layer, largest first. */
-function summarize(times) {
-  if (!times) return 'no timestamp queries on this backend/adapter';
-  const groups = new Map();
-  for (const t of times) {
-    const parts = t.label.split('/');
-    const name = `${parts[0]} ${parts[parts.length - 1]}`;
-    const g = groups.get(name) || { layer: name, kernel: t.kernel, dispatches: 0, ms: 0, flop: 0 };
-    g.dispatches += 1; g.ms += t.ms; g.flop += t.flop;
-    groups.set(name, g);
-  }
-  const total = times.reduce((a, t) => a + t.ms, 0);
-  const layers = [...groups.values()].sort((a, b) => b.ms - a.ms).map((g) => ({
-    layer: g.layer, kernel: g.kernel, dispatches: g.dispatches, ms: g.ms, share: g.ms / total,
-    ...(g.flop > 0 && g.ms > 0 ? { gflop_per_s: g.flop / g.ms / 1e6 } : {}),
-  }));
-  return { dispatches: times.length, gpu_ms: total, layers };
+/** A GlowModel.profile result: its per-layer sums, or why there are none. */
+function profileOf(text) {
+  return text ? JSON.parse(text) : 'no timestamp queries on this backend/adapter';
 }
 
 async function main() {
@@ -83,7 +58,7 @@ async function main() {
         decode: { ...dec, ms_per_image: dec.warm.median_ms / batch },
         encode: { ...enc, ms_per_image: enc.warm.median_ms / batch },
         // ?profile=1: every dispatch timed with timestamp queries, best of 3 calls (WebGPU only)
-        ...(q.get('profile') ? { profile: { decode: summarize(await m.profile(true, 3)), encode: summarize(await m.profile(false, 3)) } } : {}),
+        ...(q.get('profile') ? { profile: { decode: profileOf(await m.profile(true, 3)), encode: profileOf(await m.profile(false, 3)) } } : {}),
       });
       // ?kernels=1: the matmul limit and the level-0 conv classes on this adapter (WebGPU only)
       if (q.get('kernels') && backend === 'webgpu' && batch === batches[0]) {

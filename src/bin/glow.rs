@@ -343,46 +343,6 @@ mod cli {
         serde_json::json!({"median_ms": pick(0.5), "p90_ms": pick(0.9), "min_ms": v[0], "runs": v.len()})
     }
 
-    /// Sums a timestamp profile per level and layer ("L0 f1", "L0 coupling", ...), largest
-    /// first, with GFLOP/s for the convs and their fraction of the matmul limit when known.
-    fn profile_json(times: Option<Vec<glow::engine::DispatchTime>>, limit: Option<f64>) -> serde_json::Value {
-        let Some(times) = times else {
-            return serde_json::json!("the adapter has no timestamp queries");
-        };
-        let total: f64 = times.iter().map(|t| t.ms).sum();
-        let mut groups: Vec<(String, String, usize, f64, f64)> = Vec::new();
-        for t in &times {
-            let level = t.label.split('/').next().unwrap_or("");
-            let layer = t.label.rsplit('/').next().unwrap_or("");
-            let name = format!("{level} {layer}");
-            match groups.iter_mut().find(|g| g.0 == name) {
-                Some(g) => {
-                    g.2 += 1;
-                    g.3 += t.ms;
-                    g.4 += t.flop;
-                }
-                None => groups.push((name, t.kernel.clone(), 1, t.ms, t.flop)),
-            }
-        }
-        groups.sort_by(|a, b| b.3.total_cmp(&a.3));
-        let rows: Vec<serde_json::Value> = groups
-            .into_iter()
-            .map(|(name, kernel, n, ms, flop)| {
-                let mut v = serde_json::json!({"layer": name, "kernel": kernel, "dispatches": n, "ms": ms, "share": ms / total});
-                if flop > 0.0 && ms > 0.0 {
-                    let g = flop / (ms * 1e-3) / 1e9;
-                    v["gflop_per_s"] = g.into();
-                    if let Some(l) = limit {
-                        v["fraction_of_matmul"] = (g / l).into();
-                    }
-                }
-                v
-            })
-            .collect();
-        serde_json::json!({"dispatches": times.len(), "gpu_ms": total, "layers": rows,
-            "note": "one compute pass per dispatch, stamped at its start and end; each dispatch's best of 3 calls; batch as above"})
-    }
-
     fn bench_cpu(model: &Model, b: usize, runs: usize) -> Result<()> {
         let flop = model.config.flops_per_image();
         let temps = vec![0.7; model.config.levels as usize];
@@ -476,8 +436,8 @@ mod cli {
                 "profile": if profile {
                     let limit = kernels_json["matmul_1024"]["gflop_per_s"].as_f64();
                     serde_json::json!({
-                        "encode": profile_json(pollster::block_on(glow.profile(false, 3))?, limit),
-                        "decode": profile_json(pollster::block_on(glow.profile(true, 3))?, limit),
+                        "encode": pollster::block_on(glow.profile(false, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow::engine::profile_summary(&t, limit, 3)),
+                        "decode": pollster::block_on(glow.profile(true, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow::engine::profile_summary(&t, limit, 3)),
                     })
                 } else { serde_json::Value::Null },
                 "note": "warm times include readback (map_async awaited); cold = first call after the plan is built"
