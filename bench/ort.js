@@ -8,6 +8,7 @@
 // Prints JSON into #out and sets document.body.dataset.done.
 import * as ort from './ort/ort.min.mjs';
 import init, { GlowModel } from './pkg/glow.js';
+import { fetchBytes, stats } from './bench-util.js';
 
 const out = document.getElementById('out');
 const q = new URLSearchParams(location.search);
@@ -27,18 +28,6 @@ const warmupMs = Number(q.get('warmup_s') ?? 3) * 1000;
 const glowTime = q.get('glow_time') !== '0';
 const TEMPERATURE = 0.7;
 const SEED = 1;
-
-async function fetchBytes(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
-
-function stats(v) {
-  const s = [...v].sort((a, b) => a - b);
-  const pick = (p) => s[Math.min(s.length - 1, Math.round((s.length - 1) * p))];
-  return { median_ms: pick(0.5), p90_ms: pick(0.9), min_ms: s[0], max_ms: s[s.length - 1], runs: s.length };
-}
 
 /** Warm series of several engines' calls, alternating (one call of each per round):
  *  up to `runs` rounds, fewer once the series has taken the time budget (at least

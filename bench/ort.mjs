@@ -54,7 +54,9 @@ async function runBrowser() {
   for (const f of ['model.json', 'weights.safetensors']) {
     if (!fs.existsSync(path.join(modelDir, f))) throw new Error(`${path.join(modelDir, f)} is missing: build ${args.root} first`);
   }
-  if (!fs.existsSync(path.join(root, 'pkg/glow.js'))) throw new Error(`${root}/pkg/glow.js is missing: build ${args.root} first`);
+  for (const f of ['pkg/glow.js', 'bench-util.js']) {
+    if (!fs.existsSync(path.join(root, f))) throw new Error(`${root}/${f} is missing: build ${args.root} first`);
+  }
 
   // ONNX exports, one file per direction and batch size
   const python = process.env.PYTHON || path.join(repo, '.venv/bin/python');

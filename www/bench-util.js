@@ -1,0 +1,15 @@
+// Helpers shared by the benchmark pages: www/bench.js and bench/ort.js (which bench/ort.mjs
+// serves beside a built dist/, where this file is /bench-util.js).
+
+export async function fetchBytes(url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+/** Median, p90, min and max of a series of ms, and its length. */
+export function stats(v) {
+  const s = [...v].sort((a, b) => a - b);
+  const pick = (p) => s[Math.min(s.length - 1, Math.round((s.length - 1) * p))];
+  return { median_ms: pick(0.5), p90_ms: pick(0.9), min_ms: s[0], max_ms: s[s.length - 1], runs: s.length };
+}
