@@ -114,18 +114,7 @@ def _check_and_golden(out_dir, model, test_u8, n_bits, seed):
     assert d_sx < 1e-7, d_sx
     assert torch.isfinite(sample_x).all()
 
-    return {
-        "images": images,
-        "x": x64.numpy().astype(np.float32),
-        "eps": enc["eps"].numpy().astype(np.float32),
-        "logdet": enc["logdet"].numpy().astype(np.float64),
-        "logp": enc["logp"].numpy().astype(np.float64),
-        "objective": enc["objective"].numpy().astype(np.float64),
-        "bpd": enc["bpd"].numpy().astype(np.float64),
-        "sample_eps": sample_eps,
-        "sample_temperature": temp,
-        "sample_x": sample_x.numpy().astype(np.float32),
-    }
+    return oracle.golden_tensors(images, x64, enc, sample_eps, temp, sample_x)
 
 
 def export(run_dir, out_dir=None, which="last", samples=None, name=None, temperature=0.7):

@@ -429,6 +429,23 @@ def check_logdet_by_jacobian():
         print(f"logdet vs autograd Jacobian ({coupling}, edge_bias={eb}, {image}): {got:.10f} vs {ld:.10f} ok")
 
 
+def golden_tensors(images, x, enc, sample_eps, temperature, sample_x):
+    """The tensors of a golden.safetensors (tools/README.md), shared with tools/export.py:
+    the test images and their model values, encode results, and the decoded samples."""
+    return {
+        "images": np.ascontiguousarray(images),
+        "x": x.numpy().astype(np.float32),
+        "eps": enc["eps"].numpy().astype(np.float32),
+        "logdet": enc["logdet"].numpy().astype(np.float64),
+        "logp": enc["logp"].numpy().astype(np.float64),
+        "objective": enc["objective"].numpy().astype(np.float64),
+        "bpd": enc["bpd"].numpy().astype(np.float64),
+        "sample_eps": sample_eps,
+        "sample_temperature": temperature,
+        "sample_x": sample_x.numpy().astype(np.float32),
+    }
+
+
 def main():
     check_primitives()
     check_logdet_by_jacobian()
@@ -482,19 +499,8 @@ def main():
         if coupling == "additive":
             assert (enc["logdet"] - enc["logdet"][0]).abs().max().item() < 1e-9
 
-        golden = {
-            "images": np.ascontiguousarray(images),
-            "x": x.numpy().astype(np.float32),
-            "eps": enc["eps"].numpy().astype(np.float32),
-            "logdet": enc["logdet"].numpy().astype(np.float64),
-            "logp": enc["logp"].numpy().astype(np.float64),
-            "objective": enc["objective"].numpy().astype(np.float64),
-            "bpd": enc["bpd"].numpy().astype(np.float64),
-            "sample_eps": sample_eps,
-            "sample_temperature": T,
-            "sample_x": sample_x.numpy().astype(np.float32),
-            "level_z": enc["level_z"].numpy().astype(np.float32),
-        }
+        golden = golden_tensors(images, x, enc, sample_eps, T, sample_x)
+        golden["level_z"] = enc["level_z"].numpy().astype(np.float32)
         save_file({k: np.ascontiguousarray(v) for k, v in golden.items()}, os.path.join(d, "golden.safetensors"))
 
         eps = enc["eps"]
