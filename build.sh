@@ -18,7 +18,7 @@ build_site() {
   wasm-pack build --target web --release --out-dir pkg --no-typescript --no-pack >/dev/null
   rm -rf dist && mkdir -p dist/pkg dist/models
   cp -r www/. dist/
-  cp pkg/glow.js pkg/glow_bg.wasm dist/pkg/
+  cp pkg/glow_web.js pkg/glow_web_bg.wasm dist/pkg/
   for m in $(shipped_models); do
     mkdir -p "dist/models/$m"
     for f in model.json weights.safetensors attributes.safetensors; do

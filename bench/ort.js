@@ -7,7 +7,7 @@
 // outputs only), budget_s (stop a warm series early once it has taken this long).
 // Prints JSON into #out and sets document.body.dataset.done.
 import * as ort from './ort/ort.min.mjs';
-import init, { GlowModel } from './pkg/glow.js';
+import init, { GlowModel } from './pkg/glow_web.js';
 import { fetchBytes, stats } from './bench-util.js';
 
 const out = document.getElementById('out');

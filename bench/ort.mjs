@@ -54,7 +54,7 @@ async function runBrowser() {
   for (const f of ['model.json', 'weights.safetensors']) {
     if (!fs.existsSync(path.join(modelDir, f))) throw new Error(`${path.join(modelDir, f)} is missing: build ${args.root} first`);
   }
-  for (const f of ['pkg/glow.js', 'bench-util.js']) {
+  for (const f of ['pkg/glow_web.js', 'bench-util.js']) {
     if (!fs.existsSync(path.join(root, f))) throw new Error(`${root}/${f} is missing: build ${args.root} first`);
   }
 

@@ -3,7 +3,7 @@
 
 mod common;
 use common::fixture_dir;
-use glow::{GlowError, Model};
+use glow_web::{GlowError, Model};
 use safetensors::SafeTensors;
 
 fn fixture_bytes() -> (String, Vec<u8>) {
@@ -146,25 +146,25 @@ fn a_config_that_does_not_match_the_weights_names_a_tensor() {
 
 #[test]
 fn wrong_and_undecodable_images_are_refused() {
-    let e = glow::image_io::decode_rgba(b"definitely not an image", 16, 16, false).unwrap_err();
+    let e = glow_web::image_io::decode_rgba(b"definitely not an image", 16, 16, false).unwrap_err();
     assert!(matches!(e, GlowError::Image(_)) && e.to_string().contains("cannot decode"), "{e}");
     let mut png = Vec::new();
     let img = image::RgbaImage::from_pixel(20, 10, image::Rgba([1, 2, 3, 255]));
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
-    let e = glow::image_io::decode_rgba(&png, 16, 16, false).unwrap_err();
+    let e = glow_web::image_io::decode_rgba(&png, 16, 16, false).unwrap_err();
     assert!(e.to_string().contains("20x10") && e.to_string().contains("16x16"), "{e}");
-    let fitted = glow::image_io::decode_rgba(&png, 16, 16, true).unwrap();
+    let fitted = glow_web::image_io::decode_rgba(&png, 16, 16, true).unwrap();
     assert_eq!(fitted.len(), 16 * 16 * 4);
 }
 
 #[test]
 fn the_gpu_engine_refuses_wrong_input_sizes() {
     let model = common::load_model("tiny_affine");
-    let Ok(ctx) = pollster::block_on(glow::GpuContext::new()) else {
+    let Ok(ctx) = pollster::block_on(glow_web::GpuContext::new()) else {
         assert!(std::env::var_os("CI").is_none(), "CI needs a GPU adapter");
         return;
     };
-    let g = pollster::block_on(glow::Glow::new(std::sync::Arc::new(ctx), &model, 2)).unwrap();
+    let g = pollster::block_on(glow_web::Glow::new(std::sync::Arc::new(ctx), &model, 2)).unwrap();
     let e = pollster::block_on(g.encode(&[0u8; 100], 1)).unwrap_err();
     assert!(e.to_string().contains("expected 1 RGBA images of 16x16"), "{e}");
     let e = pollster::block_on(g.decode(&[0.0; 10], 1, &[1.0; 3])).unwrap_err();
@@ -173,5 +173,5 @@ fn the_gpu_engine_refuses_wrong_input_sizes() {
     assert!(e.to_string().contains("not finite"), "{e}");
     let e = pollster::block_on(g.sample(1, &[1.0; 2], 0)).unwrap_err();
     assert!(e.to_string().contains("2 temperatures for 3 levels"), "{e}");
-    assert!(glow::model::level_temperatures(&model.config, f32::NAN, &[]).is_err());
+    assert!(glow_web::model::level_temperatures(&model.config, f32::NAN, &[]).is_err());
 }

@@ -1,7 +1,7 @@
 //! The fast CPU engine against the reference and the PyTorch goldens.
 
 mod cases;
-use glow::{reference, CpuGlow};
+use glow_web::{reference, CpuGlow};
 
 #[test]
 fn fast_cpu_engine_matches_goldens_and_round_trips() {

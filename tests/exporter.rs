@@ -4,8 +4,8 @@
 
 mod common;
 use common::*;
-use glow::reference::{self, ops};
-use glow::Model;
+use glow_web::reference::{self, ops};
+use glow_web::Model;
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
 
@@ -126,7 +126,7 @@ fn shipped_models_decode_like_the_exporter() {
 /// vec4/skinny kernels at the real widths) on the shipped models, against the same goldens.
 #[test]
 fn shipped_models_on_the_gpu_match_the_exporter() {
-    let ctx = match pollster::block_on(glow::GpuContext::new()) {
+    let ctx = match pollster::block_on(glow_web::GpuContext::new()) {
         Ok(c) => std::sync::Arc::new(c),
         Err(e) if std::env::var_os("CI").is_none() => return eprintln!("skipping GPU test: {e}"),
         Err(e) => panic!("CI needs a GPU adapter (lavapipe): {e}"),
@@ -136,7 +136,7 @@ fn shipped_models_on_the_gpu_match_the_exporter() {
         let model = load(&dir);
         let g = ModelGolden::load(&dir);
         let (n, rgba) = g.rgba();
-        let gpu = pollster::block_on(glow::Glow::new(ctx.clone(), &model, n)).unwrap();
+        let gpu = pollster::block_on(glow_web::Glow::new(ctx.clone(), &model, n)).unwrap();
         let enc = pollster::block_on(gpu.encode(&rgba, n)).unwrap();
         assert_close(&format!("{name} gpu eps"), &enc.eps, &g.f32("eps"), Tol { abs: 2e-4, rel: 1e-3 });
         for (i, (got, want)) in enc.bits_per_dim.iter().zip(g.f64("bpd")).enumerate() {
@@ -145,7 +145,7 @@ fn shipped_models_on_the_gpu_match_the_exporter() {
         let eps = g.f32("sample_eps");
         let m = g.shape("sample_eps")[0];
         let temps = vec![g.f32("sample_temperature")[0]; model.config.levels as usize];
-        let gpu = pollster::block_on(glow::Glow::new(ctx.clone(), &model, m)).unwrap();
+        let gpu = pollster::block_on(glow_web::Glow::new(ctx.clone(), &model, m)).unwrap();
         let x = pollster::block_on(gpu.decode_x(&eps, m, &temps)).unwrap();
         assert_close(&format!("{name} gpu sample_x"), &x, &g.f32("sample_x"), Tol { abs: 1e-4, rel: 1e-4 });
     }

@@ -5,11 +5,11 @@
 
 mod common;
 use common::{assert_close, Tol};
-use glow::gpu::kernels::*;
-use glow::gpu::single::run_kernel;
-use glow::gpu::GpuContext;
-use glow::model::fold::{Conv, EDGE_CLASSES};
-use glow::reference::ops;
+use glow_web::gpu::kernels::*;
+use glow_web::gpu::single::run_kernel;
+use glow_web::gpu::GpuContext;
+use glow_web::model::fold::{Conv, EDGE_CLASSES};
+use glow_web::reference::ops;
 
 /// A tiny seeded generator for test inputs (xorshift), values in [-1, 1).
 struct Rand(u64);

@@ -4,8 +4,8 @@
 
 mod cases;
 
-fn ctx() -> Option<std::sync::Arc<glow::GpuContext>> {
-    match pollster::block_on(glow::GpuContext::new()) {
+fn ctx() -> Option<std::sync::Arc<glow_web::GpuContext>> {
+    match pollster::block_on(glow_web::GpuContext::new()) {
         Ok(c) => Some(std::sync::Arc::new(c)),
         Err(e) if std::env::var_os("CI").is_none() => {
             eprintln!("skipping GPU test: {e}");
@@ -51,7 +51,7 @@ fn profile_covers_every_dispatch() {
     let Some(c) = ctx() else { return };
     for f in cases::fixtures() {
         let model = f.model();
-        let g = pollster::block_on(glow::Glow::new(c.clone(), &model, 2)).unwrap();
+        let g = pollster::block_on(glow_web::Glow::new(c.clone(), &model, 2)).unwrap();
         let (enc_n, dec_n) = g.dispatch_counts();
         for (decode, n) in [(false, enc_n), (true, dec_n + 1)] {
             let Some(times) = pollster::block_on(g.profile(decode, 2)).unwrap() else {

@@ -1,7 +1,7 @@
 //! The model's recorded preprocessing of raw source images (`--preprocess`).
 #![cfg(not(target_arch = "wasm32"))]
 
-use glow::image_io::preprocess;
+use glow_web::image_io::preprocess;
 
 fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb(f(x, y)));

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use glow::reference::{self, ops};
+use glow_web::reference::{self, ops};
 
 #[test]
 fn reference_encode_matches_pytorch() {

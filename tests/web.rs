@@ -34,7 +34,7 @@ async fn browser_sampling_is_deterministic() {
 /// The exported JS API: load, sample, encode, decode and errors as JS exceptions.
 #[wasm_bindgen_test]
 async fn js_api_round_trip_and_errors() {
-    use glow::web::GlowModel;
+    use glow_web::web::GlowModel;
     let f = &cases::fixtures()[1];
     for backend in ["webgpu", "cpu"] {
         let m = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, backend.into(), 2).await.unwrap_or_else(|_| panic!("load {backend}"));

@@ -2,7 +2,7 @@
 //! struct in WGSL has the size and member offsets of its Rust twin.
 #![cfg(not(target_arch = "wasm32"))]
 
-use glow::gpu::kernels::*;
+use glow_web::gpu::kernels::*;
 use std::mem::{offset_of, size_of};
 
 fn module(key: KernelKey) -> naga::Module {

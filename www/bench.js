@@ -1,5 +1,5 @@
 // Browser benchmark: prints JSON into #out and sets document.body.dataset.done.
-import init, { GlowModel } from './pkg/glow.js';
+import init, { GlowModel } from './pkg/glow_web.js';
 import { fetchBytes, stats } from './bench-util.js';
 
 const out = document.getElementById('out');

@@ -19,7 +19,7 @@
 // constructed stylesheet, so the widget works under a strict Content-Security-Policy
 // (script-src 'self' 'wasm-unsafe-eval'; style-src 'self').
 
-const PKG_URL = new URL('./pkg/glow.js', import.meta.url).href;
+const PKG_URL = new URL('./pkg/glow_web.js', import.meta.url).href;
 const CACHE_NAME = 'glow-weights-v1';
 
 let initPromise = null;

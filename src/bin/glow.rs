@@ -15,10 +15,10 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use clap::{Parser, Subcommand};
-    use glow::error::{GlowError, Result};
-    use glow::model::level_temperatures;
-    use glow::reference;
-    use glow::{image_io, npy, CpuGlow, GpuContext, Glow, Model};
+    use glow_web::error::{GlowError, Result};
+    use glow_web::model::level_temperatures;
+    use glow_web::reference;
+    use glow_web::{image_io, npy, CpuGlow, GpuContext, Glow, Model};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::time::Instant;
@@ -201,7 +201,7 @@ mod cli {
     fn load_model(m: &ModelArgs) -> Result<Model> {
         if m.random {
             let text = std::fs::read_to_string(&m.model).map_err(|e| GlowError::Io(format!("{}: {e}", m.model.display())))?;
-            return Model::random(&glow::model::ModelConfig::from_json(&text)?, 1);
+            return Model::random(&glow_web::model::ModelConfig::from_json(&text)?, 1);
         }
         Model::load_dir(&m.model)
     }
@@ -313,10 +313,10 @@ mod cli {
             }
             Cmd::RandomModel { config, out, f16, seed } => {
                 let text = std::fs::read_to_string(&config).map_err(|e| GlowError::Io(format!("{}: {e}", config.display())))?;
-                let cfg = glow::model::ModelConfig::from_json(&text)?;
-                let map = glow::model::random::random_weights(&cfg, seed)?;
+                let cfg = glow_web::model::ModelConfig::from_json(&text)?;
+                let map = glow_web::model::random::random_weights(&cfg, seed)?;
                 std::fs::create_dir_all(&out).map_err(|e| GlowError::Io(format!("{}: {e}", out.display())))?;
-                write(&out.join("weights.safetensors"), &glow::model::random::write_safetensors(&cfg, &map, f16))?;
+                write(&out.join("weights.safetensors"), &glow_web::model::random::write_safetensors(&cfg, &map, f16))?;
                 write(&out.join("model.json"), text.as_bytes())?;
                 Model::load_dir(&out)?;
                 println!("{}", serde_json::json!({"out": out, "f16": f16}));
@@ -421,7 +421,7 @@ mod cli {
         };
         let gflops = |ms: f64| flop * b as f64 / (ms * 1e-3) / 1e9;
         let (encode_dispatches, decode_dispatches) = glow.dispatch_counts();
-        let kernels_json = if kernels { pollster::block_on(glow::gpu::bench::conv_classes(glow.context(), &model, b))? } else { serde_json::Value::Null };
+        let kernels_json = if kernels { pollster::block_on(glow_web::gpu::bench::conv_classes(glow.context(), &model, b))? } else { serde_json::Value::Null };
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -436,8 +436,8 @@ mod cli {
                 "profile": if profile {
                     let limit = kernels_json["matmul_1024"]["gflop_per_s"].as_f64();
                     serde_json::json!({
-                        "encode": pollster::block_on(glow.profile(false, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow::engine::profile_summary(&t, limit, 3)),
-                        "decode": pollster::block_on(glow.profile(true, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow::engine::profile_summary(&t, limit, 3)),
+                        "encode": pollster::block_on(glow.profile(false, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow_web::engine::profile_summary(&t, limit, 3)),
+                        "decode": pollster::block_on(glow.profile(true, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow_web::engine::profile_summary(&t, limit, 3)),
                     })
                 } else { serde_json::Value::Null },
                 "note": "warm times include readback (map_async awaited); cold = first call after the plan is built"

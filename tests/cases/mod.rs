@@ -3,8 +3,8 @@
 //! `include_bytes!` so the browser needs no file system.
 #![allow(dead_code)]
 
-use glow::reference;
-use glow::{GpuContext, Glow, Model};
+use glow_web::reference;
+use glow_web::{GpuContext, Glow, Model};
 use safetensors::SafeTensors;
 use std::sync::Arc;
 

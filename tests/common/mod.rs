@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: fixture loading and a mismatch report.
 #![allow(dead_code)]
 
-use glow::Model;
+use glow_web::Model;
 use safetensors::{Dtype, SafeTensors};
 use std::path::PathBuf;
 
