@@ -44,7 +44,10 @@ case "${1:-}" in
     ;;
   test)
     bash scripts/setup.sh
-    echo "== native tests (lavapipe)"
+    echo "== lint (clippy, native and wasm32, warnings are errors)"
+    cargo clippy --all-targets -- -D warnings
+    cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
+    echo "== native tests (lavapipe and the CPU engine)"
     cargo test
     echo "== browser tests (headless Chromium WebGPU)"
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \

@@ -151,7 +151,7 @@ async function main() {
         const t0 = performance.now();
         m = await GlowModel.load(config, weights, undefined, glowBackend, batch);
         const loadMs = performance.now() - t0;
-        eps = m.sampleEps(batch, SEED);
+        eps = m.sampleEps(batch, SEED, 1.0);
         const t1 = performance.now();
         rgba = await m.decode(eps, batch, TEMPERATURE);
         const decCold = loadMs + performance.now() - t1;

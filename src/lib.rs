@@ -1,7 +1,13 @@
-//! Glow (Kingma & Dhariwal 2018) inference: an exact CPU reference and WGSL compute
-//! kernels on wgpu, natively and in the browser. See docs/FORMAT.md for the model files.
+//! Glow (Kingma & Dhariwal 2018) inference: WGSL compute kernels on wgpu and a fast CPU
+//! engine, natively and in the browser, behind one `Session`. See docs/FORMAT.md for the
+//! model files and README.md for the layout of the code.
+//!
+//! - `model`: the model's math, written once (config, weights, folding, latent layout,
+//!   sampling, temperatures, bits/dim, directions, interpolation, quantization).
+//! - `engine`: the GPU and CPU engines behind the `Engine` trait, and `Backend::choose`.
+//! - `session`: what every caller uses.
+//! - `reference`: the oracle the tests check the engines against; no engine imports it.
 
-pub mod cpu;
 pub mod engine;
 pub mod error;
 pub mod gpu;
@@ -10,11 +16,12 @@ pub mod image_io;
 pub mod model;
 pub mod npy;
 pub mod reference;
+pub mod session;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
+pub use engine::{Backend, Preference};
 pub use error::{GlowError, Result};
-pub use cpu::CpuGlow;
-pub use engine::Glow;
 pub use gpu::GpuContext;
 pub use model::Model;
+pub use session::{Options, Session};

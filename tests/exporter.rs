@@ -4,7 +4,8 @@
 
 mod common;
 use common::*;
-use glow_web::reference::{self, ops};
+use glow_web::model::pixels;
+use glow_web::reference;
 use glow_web::Model;
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
@@ -89,7 +90,7 @@ fn shipped_models_encode_like_the_exporter() {
         let g = ModelGolden::load(&dir);
         let (n, rgba) = g.rgba();
         let c = model.config.image.channels as usize;
-        let x = ops::image_to_x(&rgba, c, model.config.n_bits);
+        let x = pixels::image_to_x(&rgba, c, model.config.n_bits);
         assert_close(&format!("{name} x"), &x, &g.f32("x"), Tol { abs: 0.0, rel: 0.0 });
         let enc = reference::encode(&model.folded, &x, n);
         assert_eq!(g.shape("eps"), vec![n, model.dim()], "{name} eps shape");
@@ -136,7 +137,11 @@ fn shipped_models_on_the_gpu_match_the_exporter() {
         let model = load(&dir);
         let g = ModelGolden::load(&dir);
         let (n, rgba) = g.rgba();
-        let gpu = pollster::block_on(glow_web::Glow::new(ctx.clone(), &model, n)).unwrap();
+        let session = |batch| {
+            let opts = glow_web::Options { backend: glow_web::Preference::Gpu, batch };
+            pollster::block_on(glow_web::Session::with_context(model.clone(), opts, Ok(ctx.clone()))).unwrap()
+        };
+        let gpu = session(n);
         let enc = pollster::block_on(gpu.encode(&rgba, n)).unwrap();
         assert_close(&format!("{name} gpu eps"), &enc.eps, &g.f32("eps"), Tol { abs: 2e-4, rel: 1e-3 });
         for (i, (got, want)) in enc.bits_per_dim.iter().zip(g.f64("bpd")).enumerate() {
@@ -145,8 +150,7 @@ fn shipped_models_on_the_gpu_match_the_exporter() {
         let eps = g.f32("sample_eps");
         let m = g.shape("sample_eps")[0];
         let temps = vec![g.f32("sample_temperature")[0]; model.config.levels as usize];
-        let gpu = pollster::block_on(glow_web::Glow::new(ctx.clone(), &model, m)).unwrap();
-        let x = pollster::block_on(gpu.decode_x(&eps, m, &temps)).unwrap();
+        let x = pollster::block_on(session(m).decode_x(&eps, m, &temps)).unwrap();
         assert_close(&format!("{name} gpu sample_x"), &x, &g.f32("sample_x"), Tol { abs: 1e-4, rel: 1e-4 });
     }
 }

@@ -5,10 +5,19 @@
 
 mod common;
 use common::{assert_close, Tol};
-use glow_web::gpu::kernels::*;
+use glow_web::gpu::kernels::conv::{self, Combine, Conv2dParams, ConvKernel, ConvVariant};
+use glow_web::gpu::kernels::coupling::{Coupling, CouplingParams};
+use glow_web::gpu::kernels::im2col::Im2col;
+use glow_web::gpu::kernels::image::{ImageIn, ImageOut, ImageParams};
+use glow_web::gpu::kernels::prior::{Prior, PriorParams};
+use glow_web::gpu::kernels::reduce::{Reduce, ReduceParams};
+use glow_web::gpu::kernels::rng::Rng;
+use glow_web::gpu::kernels::squeeze::{Squeeze, SqueezeParams};
+use glow_web::gpu::kernels::{elementwise_groups, CallParams, Kernel};
 use glow_web::gpu::single::run_kernel;
 use glow_web::gpu::GpuContext;
 use glow_web::model::fold::{Conv, EDGE_CLASSES};
+use glow_web::model::{flow, pixels, rng};
 use glow_web::reference::ops;
 
 /// A tiny seeded generator for test inputs (xorshift), values in [-1, 1).
@@ -95,7 +104,7 @@ fn conv2d_matches_reference_on_awkward_shapes() {
             out_stride: out_stride as u32,
             out_offset: out_offset as u32,
             m: m as u32,
-            _pad: [0; 2],
+            ..Default::default()
         };
         let edge_buf = conv.edge.clone().unwrap_or(vec![0.0; 4]);
         // Every variant that fits the shape, each with its own weight layout.
@@ -109,9 +118,9 @@ fn conv2d_matches_reference_on_awkward_shapes() {
                 variants.push(ConvVariant::Vec4);
             }
         }
-        assert_eq!(conv_variant(&p), *variants.last().unwrap(), "the engine picks the most specialised variant");
+        assert_eq!(conv::variant(&p), *variants.last().unwrap(), "the engine picks the most specialised variant");
         for v in variants {
-            let wl = conv_weights(v, ksize * ksize, cin, cout, &conv.weight);
+            let wl = conv::weights(v, ksize * ksize, cin, cout, &conv.weight);
             let storage = vec![bytes(&input), bytes(&wl), bytes(&conv.bias), bytes(&edge_buf), bytes(&init_out)];
             // Store, and the fused additive coupling: add to / subtract from what the
             // output holds (only the conv's own channels change).
@@ -125,8 +134,8 @@ fn conv2d_matches_reference_on_awkward_shapes() {
                         }
                     }
                 }
-                let (key, groups) = conv_dispatch(v, ksize as u32, relu, edge, combine, &p);
-                let got = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, groups, 4)).unwrap());
+                let key = ConvKernel { variant: v, ksize: ksize as u32, relu, edge, combine };
+                let got = floats(&pollster::block_on(run_kernel(&ctx, &key, &storage, bytemuck::bytes_of(&p), None, key.groups(&p), 4)).unwrap());
                 assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
             }
         }
@@ -174,7 +183,7 @@ fn im2col_matches_reference() {
             ..Default::default()
         };
         let storage = vec![bytes(&input), bytes(&r.vec(m * row))];
-        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Im2col3, &storage, bytemuck::bytes_of(&p), None, elementwise_groups(m * row), 1)).unwrap());
+        let got = floats(&pollster::block_on(run_kernel(&ctx, &Im2col, &storage, bytemuck::bytes_of(&p), None, Im2col.groups(&p), 1)).unwrap());
         assert_close(&format!("im2col {batch}x{h}x{w} cin {cin}"), &got, &want, Tol { abs: 0.0, rel: 0.0 });
     }
 }
@@ -190,15 +199,15 @@ fn coupling_matches_reference_both_ways() {
                 let state = r.vec(batch * pixels * c);
                 let h = r.vec(batch * pixels * if affine { c } else { half });
                 let mut want = state.clone();
-                let logs = ops::coupling(&mut want, &h, batch, pixels, c, affine, reverse);
+                let logs = flow::coupling(&mut want, &h, batch, pixels, c, affine, reverse);
                 let count = batch * pixels * half;
-                let p = CouplingParams { count: count as u32, c: c as u32, half: half as u32, _pad: 0 };
-                let key = KernelKey::Coupling { affine, reverse };
+                let p = CouplingParams { count: count as u32, c: c as u32, half: half as u32, _pad0: 0 };
+                let key = Coupling { affine, reverse };
                 let storage = vec![bytes(&state), bytes(&h), bytes(&vec![0.0; count])];
-                let got = pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, elementwise_groups(count), 0)).unwrap();
+                let got = pollster::block_on(run_kernel(&ctx, &key, &storage, bytemuck::bytes_of(&p), None, key.groups(&p), 0)).unwrap();
                 assert_close(&key.label(), &floats(&got), &want, Tol { abs: 1e-5, rel: 1e-5 });
                 if affine && !reverse {
-                    let terms = floats(&pollster::block_on(run_kernel(&ctx, key, &storage, bytemuck::bytes_of(&p), None, elementwise_groups(count), 2)).unwrap());
+                    let terms = floats(&pollster::block_on(run_kernel(&ctx, &key, &storage, bytemuck::bytes_of(&p), None, key.groups(&p), 2)).unwrap());
                     for b in 0..batch {
                         let s: f64 = terms[b * pixels * half..(b + 1) * pixels * half].iter().map(|&v| v as f64).sum();
                         assert!((s - logs[b]).abs() < 1e-4, "affine ln scale sum {s} vs {}", logs[b]);
@@ -216,15 +225,15 @@ fn squeeze_and_unsqueeze_match_reference() {
     for (batch, h, w, c, stride, offset) in [(1, 1, 1, 3, 3, 0), (2, 3, 5, 6, 12, 0), (1, 4, 2, 5, 11, 6)] {
         let big = r.vec(batch * 4 * h * w * stride);
         let mut want = vec![0f32; batch * h * w * 4 * c];
-        ops::squeeze(&big, batch, h, w, c, stride, offset, &mut want);
-        let p = SqueezeParams { count: (batch * h * w * 4 * c) as u32, h: h as u32, w: w as u32, c: c as u32, stride: stride as u32, offset: offset as u32, _pad: [0; 2] };
+        flow::squeeze(&big, batch, h, w, c, stride, offset, &mut want);
+        let p = SqueezeParams { count: (batch * h * w * 4 * c) as u32, h: h as u32, w: w as u32, c: c as u32, stride: stride as u32, offset: offset as u32, ..Default::default() };
         let n = want.len();
-        let got = pollster::block_on(run_kernel(&ctx, KernelKey::Squeeze { unsqueeze: false }, &[bytes(&big), bytes(&vec![0.0; n])], bytemuck::bytes_of(&p), None, elementwise_groups(n), 1)).unwrap();
+        let got = pollster::block_on(run_kernel(&ctx, &Squeeze { unsqueeze: false }, &[bytes(&big), bytes(&vec![0.0; n])], bytemuck::bytes_of(&p), None, Squeeze { unsqueeze: false }.groups(&p), 1)).unwrap();
         assert_close("squeeze", &floats(&got), &want, Tol { abs: 0.0, rel: 0.0 });
         let base = r.vec(big.len());
         let mut want_big = base.clone();
-        ops::unsqueeze(&want, batch, h, w, c, stride, offset, &mut want_big);
-        let got = pollster::block_on(run_kernel(&ctx, KernelKey::Squeeze { unsqueeze: true }, &[bytes(&want), bytes(&base)], bytemuck::bytes_of(&p), None, elementwise_groups(n), 1)).unwrap();
+        flow::unsqueeze(&want, batch, h, w, c, stride, offset, &mut want_big);
+        let got = pollster::block_on(run_kernel(&ctx, &Squeeze { unsqueeze: true }, &[bytes(&want), bytes(&base)], bytemuck::bytes_of(&p), None, Squeeze { unsqueeze: true }.groups(&p), 1)).unwrap();
         assert_close("unsqueeze", &floats(&got), &want_big, Tol { abs: 0.0, rel: 0.0 });
     }
 }
@@ -235,7 +244,7 @@ fn prior_matches_reference_both_ways() {
     let mut r = Rand(5);
     for (batch, pixels, cz, z_stride, top) in [(1, 1, 3, 6, false), (2, 9, 5, 10, false), (3, 4, 7, 7, true)] {
         let dim = pixels * cz + 13;
-        let g = ops::PriorGeometry {
+        let g = flow::PriorGeometry {
             batch,
             pixels,
             cz,
@@ -248,7 +257,7 @@ fn prior_matches_reference_both_ways() {
         let state = r.vec(batch * pixels * z_stride);
         let h: Vec<f32> = r.vec(if top { pixels * 2 * cz } else { batch * pixels * 2 * cz }).iter().map(|v| v * 0.5).collect();
         let mut want_eps = vec![0f32; batch * dim];
-        let logp = ops::prior_standardize(g, &state, &h, &mut want_eps);
+        let logp = flow::prior_standardize(g, &state, &h, &mut want_eps);
         let count = batch * pixels * cz;
         let p = PriorParams {
             count: count as u32,
@@ -260,10 +269,10 @@ fn prior_matches_reference_both_ways() {
             eps_offset: 5,
             eps_image_stride: dim as u32,
             level: 1,
-            _pad: [0; 3],
+            ..Default::default()
         };
         let storage = vec![bytes(&state), bytes(&h), bytes(&vec![0.0; batch * dim]), bytes(&vec![0.0; count])];
-        let run = |read| floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Prior { reverse: false }, &storage, bytemuck::bytes_of(&p), Some(CallParams::default()), elementwise_groups(count), read)).unwrap());
+        let run = |read| floats(&pollster::block_on(run_kernel(&ctx, &Prior { reverse: false }, &storage, bytemuck::bytes_of(&p), Some(CallParams::default()), Prior { reverse: false }.groups(&p), read)).unwrap());
         assert_close("prior standardize eps", &run(2), &want_eps, Tol { abs: 1e-5, rel: 1e-5 });
         let terms = run(3);
         for b in 0..batch {
@@ -272,10 +281,10 @@ fn prior_matches_reference_both_ways() {
         }
         // Reverse at temperature 0.6 on level 1.
         let mut want_state = state.clone();
-        ops::prior_sample(g, &want_eps, &h, 0.6, &mut want_state);
+        flow::prior_sample(g, &want_eps, &h, 0.6, &mut want_state);
         let call = CallParams { temps: [1.0, 0.6, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], ..Default::default() };
         let storage = vec![bytes(&state), bytes(&h), bytes(&want_eps), bytes(&vec![0.0; count])];
-        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Prior { reverse: true }, &storage, bytemuck::bytes_of(&p), Some(call), elementwise_groups(count), 0)).unwrap());
+        let got = floats(&pollster::block_on(run_kernel(&ctx, &Prior { reverse: true }, &storage, bytemuck::bytes_of(&p), Some(call), Prior { reverse: true }.groups(&p), 0)).unwrap());
         assert_close("prior sample", &got, &want_state, Tol { abs: 1e-5, rel: 1e-5 });
     }
 }
@@ -287,8 +296,8 @@ fn reduce_sums_per_image() {
     for (batch, n) in [(1, 1), (3, 257), (2, 5000)] {
         let terms = r.vec(batch * n);
         let acc0 = r.vec(batch);
-        let p = ReduceParams { n: n as u32, _pad: [0; 3] };
-        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Reduce, &[bytes(&terms), bytes(&acc0)], bytemuck::bytes_of(&p), None, (batch as u32, 1, 1), 1)).unwrap());
+        let p = ReduceParams { n: n as u32, ..Default::default() };
+        let got = floats(&pollster::block_on(run_kernel(&ctx, &Reduce, &[bytes(&terms), bytes(&acc0)], bytemuck::bytes_of(&p), None, Reduce.groups(batch), 1)).unwrap());
         for b in 0..batch {
             let want: f64 = acc0[b] as f64 + terms[b * n..(b + 1) * n].iter().map(|&v| v as f64).sum::<f64>();
             assert!((got[b] as f64 - want).abs() < 1e-4 * (n as f64).sqrt(), "reduce {b}: {} vs {want}", got[b]);
@@ -302,15 +311,15 @@ fn image_in_and_out_match_reference() {
     let mut r = Rand(13);
     for (pixels, channels, n_bits) in [(1, 3, 5), (37, 1, 8), (300, 3, 3)] {
         let rgba: Vec<u8> = (0..pixels * 4).map(|_| ((r.f() + 1.0) * 127.9) as u8).collect();
-        let want = ops::image_to_x(&rgba, channels, n_bits);
-        let p = ImageParams { pixels: pixels as u32, channels: channels as u32, n_bits, _pad: 0 };
-        let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::ImageIn, &[rgba.clone(), bytes(&vec![0.0; pixels * channels])], bytemuck::bytes_of(&p), None, elementwise_groups(pixels), 1)).unwrap());
+        let want = pixels::image_to_x(&rgba, channels, n_bits);
+        let p = ImageParams { pixels: pixels as u32, channels: channels as u32, n_bits, _pad0: 0 };
+        let got = floats(&pollster::block_on(run_kernel(&ctx, &ImageIn, &[rgba.clone(), bytes(&vec![0.0; pixels * channels])], bytemuck::bytes_of(&p), None, glow_web::gpu::kernels::image::groups(&p), 1)).unwrap());
         assert_close("image_in", &got, &want, Tol { abs: 0.0, rel: 0.0 });
         let x: Vec<f32> = r.vec(pixels * channels).iter().map(|v| v * 0.7).collect();
         for quantize in [false, true] {
-            let want = ops::x_to_rgba(&x, channels, n_bits, quantize);
+            let want = pixels::x_to_rgba(&x, channels, n_bits, quantize);
             let call = CallParams { quantize: quantize as u32, ..Default::default() };
-            let got = pollster::block_on(run_kernel(&ctx, KernelKey::ImageOut, &[bytes(&x), vec![0; pixels * 4]], bytemuck::bytes_of(&p), Some(call), elementwise_groups(pixels), 1)).unwrap();
+            let got = pollster::block_on(run_kernel(&ctx, &ImageOut, &[bytes(&x), vec![0; pixels * 4]], bytemuck::bytes_of(&p), Some(call), glow_web::gpu::kernels::image::groups(&p), 1)).unwrap();
             assert_eq!(got, want, "image_out quantize={quantize}");
         }
     }
@@ -319,10 +328,19 @@ fn image_in_and_out_match_reference() {
 #[test]
 fn rng_matches_reference_generator() {
     let Some(ctx) = ctx() else { return };
-    let n = 70_000; // more than one row of 65535 workgroups' worth is not needed; > 256 * 256 is.
+    // Large counts run on a 2-D grid of workgroups (x <= 65535): the sizing covers them...
+    for n in [1usize, 256 * 65535, 256 * 65535 + 1, 20_000_000] {
+        let (x, y, z) = elementwise_groups(n);
+        assert!(x <= 65535 && z == 1 && x as u64 * y as u64 * 256 >= n as u64, "{n}: {x}x{y}");
+        assert!((x as u64 * (y as u64 - 1)) * 256 < n as u64, "{n}: a whole idle row of workgroups");
+    }
+    assert!(elementwise_groups(20_000_000).1 > 1);
+    // ...and the kernel numbers threads across rows: a 3 x 100 grid draws indices
+    // 1000..1000+n, the same values as the CPU twin.
+    let n = 3 * 100 * 256;
     let call = CallParams { seed: 42, count: n as u32, base: 1000, ..Default::default() };
-    let got = floats(&pollster::block_on(run_kernel(&ctx, KernelKey::Rng, &[bytes(&vec![0.0; n])], &[], Some(call), elementwise_groups(n), 0)).unwrap());
-    let want: Vec<f32> = (0..n).map(|i| ops::normal(42, (1000 + i) as u32)).collect();
+    let got = floats(&pollster::block_on(run_kernel(&ctx, &Rng, &[bytes(&vec![0.0; n])], &[], Some(call), (3, 100, 1), 0)).unwrap());
+    let want: Vec<f32> = (0..n).map(|i| rng::normal(42, (1000 + i) as u32)).collect();
     assert_close("rng", &got, &want, Tol { abs: 1e-5, rel: 1e-5 });
     let mean = got.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
     let var = got.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;

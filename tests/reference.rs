@@ -3,7 +3,8 @@
 
 mod common;
 use common::*;
-use glow_web::reference::{self, ops};
+use glow_web::model::pixels;
+use glow_web::reference;
 
 #[test]
 fn reference_encode_matches_pytorch() {
@@ -12,7 +13,7 @@ fn reference_encode_matches_pytorch() {
         let g = Golden::load(name);
         let (n, rgba) = g.rgba();
         let c = model.config.image.channels as usize;
-        let x = ops::image_to_x(&rgba, c, model.config.n_bits);
+        let x = pixels::image_to_x(&rgba, c, model.config.n_bits);
         assert_close(&format!("{name} x"), &x, &g.f32("x"), Tol { abs: 0.0, rel: 0.0 });
         let enc = reference::encode(&model.folded, &x, n);
         assert_close(&format!("{name} eps"), &enc.eps, &g.f32("eps"), Tol { abs: 2e-5, rel: 1e-4 });

@@ -1,37 +1,42 @@
-//! The model tests in headless Chromium's WebGPU (SwiftShader in CI), through
-//! `wasm-pack test --headless --chrome`. Same bodies as the native tests/gpu_model.rs,
-//! against the same PyTorch goldens, so the browser agrees with native within the
-//! same tolerances.
+//! The model tests in headless Chromium through `wasm-pack test --headless --chrome`:
+//! the same `tests/cases` bodies as the native tests/session.rs, on both backends (WebGPU
+//! on SwiftShader in CI, and the CPU engine compiled to wasm), against the same PyTorch
+//! goldens, and the exported JS API.
 #![cfg(target_arch = "wasm32")]
 
 mod cases;
+use glow_web::Backend;
+use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        #[wasm_bindgen_test]
+        async fn $name() {
+            cases::$name(Backend::Cpu).await;
+            cases::$name(Backend::Gpu).await;
+        }
+    )*};
+}
+
+both_backends!(encode_matches_golden, decode_matches_golden, round_trip, sampling_is_deterministic, dequantized_bits_per_dim, bad_inputs_are_refused);
+
 #[wasm_bindgen_test]
-async fn browser_encode_matches_golden() {
-    let ctx = cases::context().await;
+async fn backends_agree() {
+    let ctx = std::sync::Arc::new(glow_web::GpuContext::new().await.expect("WebGPU"));
     web_sys::console::log_1(&format!("adapter: {}", ctx.adapter_description()).into());
-    cases::encode_matches_golden(ctx).await;
+    cases::backends_agree(ctx).await;
 }
 
-#[wasm_bindgen_test]
-async fn browser_decode_matches_golden() {
-    cases::decode_matches_golden(cases::context().await).await;
+/// The `name` of the JS `Error` a call threw.
+fn name(e: JsValue) -> String {
+    js_sys::Error::from(e).name().into()
 }
 
-#[wasm_bindgen_test]
-async fn browser_round_trip() {
-    cases::round_trip(cases::context().await).await;
-}
-
-#[wasm_bindgen_test]
-async fn browser_sampling_is_deterministic() {
-    cases::sampling_is_deterministic(cases::context().await).await;
-}
-
-/// The exported JS API: load, sample, encode, decode and errors as JS exceptions.
+/// The exported JS API: load, sample, encode, decode, the latent helpers, and errors as
+/// JS `Error`s whose `name` is the kind.
 #[wasm_bindgen_test]
 async fn js_api_round_trip_and_errors() {
     use glow_web::web::GlowModel;
@@ -39,25 +44,41 @@ async fn js_api_round_trip_and_errors() {
     for backend in ["webgpu", "cpu"] {
         let m = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, backend.into(), 2).await.unwrap_or_else(|_| panic!("load {backend}"));
         assert_eq!(m.backend(), backend);
+        assert!(m.backend_reason().contains("as asked"), "{}", m.backend_reason());
         assert_eq!((m.width(), m.height(), m.dim()), (16, 16, 768));
+        assert_eq!(m.level_layout().to_vec(), vec![0, 384, 384, 192, 576, 192]);
         let img = m.sample(2, 0.7, 5, None).await.unwrap_or_else(|_| panic!("sample"));
         assert_eq!(img.length(), 2 * 16 * 16 * 4);
+        // sampleEps is what sample decodes: decoding it at T = 1 gives the same bytes.
+        let eps = m.sample_eps(2, 5, 0.7, None).unwrap().to_vec();
+        assert_eq!(m.decode(eps, 2, 1.0, None, None).await.unwrap().to_vec(), img.to_vec(), "{backend}: sampleEps vs sample");
         let (_, rgba) = f.rgba();
         let one = rgba[..16 * 16 * 4].to_vec();
         let enc = m.encode(one.clone(), 1).await.unwrap_or_else(|_| panic!("encode"));
         let eps = js_sys::Float32Array::from(js_sys::Reflect::get(&enc, &"eps".into()).unwrap()).to_vec();
         let bpd = js_sys::Float64Array::from(js_sys::Reflect::get(&enc, &"bitsPerDim".into()).unwrap()).to_vec();
-        assert!((bpd[0] - f.f64("bpd")[0]).abs() < 1e-4, "{backend} bpd {}", bpd[0]);
-        let back = m.decode(eps, 1, 1.0).await.unwrap_or_else(|_| panic!("decode")).to_vec();
-        // Continuous output of an exact round trip lands in the input's n_bits bin.
-        for (i, (a, b)) in back.iter().zip(&one).enumerate() {
-            if i % 4 != 3 {
-                assert_eq!(a >> 3, b >> 3, "{backend} pixel byte {i}");
-            }
-        }
-        assert!(m.encode(vec![0; 10], 1).await.is_err(), "wrong image size accepted");
-        assert!(m.decode(vec![0.0; 5], 1, 1.0).await.is_err(), "wrong eps size accepted");
-        assert!(m.manipulate(vec![0.0; 768], vec![1.0]).is_err(), "no attributes, yet manipulate worked");
+        assert!((bpd[0] - f.f64("bpd")[0]).abs() < 2e-5, "{backend} bpd {}", bpd[0]);
+        let both = m.bits_per_dim(one.clone(), 1, Some(2), Some(3)).await.unwrap();
+        let deq = js_sys::Float64Array::from(js_sys::Reflect::get(&both, &"dequantized".into()).unwrap()).to_vec();
+        assert!(deq[0].is_finite() && (deq[0] - bpd[0]).abs() < 1.0, "{backend} dequantized {}", deq[0]);
+        let back = m.decode(eps.clone(), 1, 1.0, None, Some(true)).await.unwrap_or_else(|_| panic!("decode")).to_vec();
+        assert_eq!(back, m.quantize_input(one.clone()).to_vec().iter().enumerate().map(|(i, &v)| if i % 4 == 3 { 255 } else { v & !7 }).collect::<Vec<u8>>(), "{backend}: quantized round trip");
+        assert_eq!(name(m.encode(vec![0; 10], 1).await.err().unwrap()), "BadImage");
+        assert_eq!(name(m.decode(vec![0.0; 5], 1, 1.0, None, None).await.err().unwrap()), "BadInput");
+        assert_eq!(name(m.decode(vec![1e30; 768], 1, 1.0, None, None).await.err().unwrap()), "BadInput");
+        assert_eq!(name(m.manipulate(vec![0.0; 768], vec![1.0]).err().unwrap()), "BadInput");
+        // A taught direction joins the attributes and moves eps by the amount asked.
+        let i = m.teach_direction("mine".into(), eps.clone(), vec![0.0; 768]).unwrap();
+        assert_eq!(i, 0);
+        let moved = m.manipulate(vec![0.0; 768], vec![1.0]).unwrap().to_vec();
+        assert!(moved.iter().any(|v| *v != 0.0));
+        m.forget_direction("mine".into()).unwrap();
+        assert_eq!(m.attribute_names().length(), 0);
+        let mid = m.mix(eps.clone(), vec![0.0; 768], 0.5, Some("linear".into())).unwrap().to_vec();
+        assert!((mid[3] - eps[3] / 2.0).abs() < 1e-6);
     }
-    assert!(GlowModel::load("{}".into(), vec![1, 2, 3], None, "auto".into(), 1).await.is_err());
+    let e = GlowModel::load("{}".into(), vec![1, 2, 3], None, "auto".into(), 1).await.err().unwrap();
+    assert_eq!(name(e), "BadModelFile");
+    let e = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, "metal".into(), 1).await.err().unwrap();
+    assert_eq!(name(e), "BadInput");
 }

@@ -70,7 +70,7 @@ function showProgress(loaded, total) {
 function describeBackend(shared) {
   const parts = [shared.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)'];
   if (shared.backend === 'webgpu') parts.push(shared.adapterInfo);
-  else if (shared.reason) parts.push('faster here than the software WebGPU adapter');
+  else if (shared.reason) parts.push(shared.reason);
   if (state.msPerImage != null) parts.push(`${state.msPerImage < 10 ? state.msPerImage.toFixed(1) : Math.round(state.msPerImage)} ms per image`);
   return parts.join(' · ');
 }
@@ -341,7 +341,7 @@ const runGridLoop = coalesced(async () => {
   if (!shared) return;
   const gen = state.gen;
   const n = state.gridSide * state.gridSide;
-  const eps = shared.scaleEps(shared.sampleEps(n, state.seed), n, temps());
+  const eps = shared.sampleEps(n, state.seed, temps());
   const faces = [];
   const tiles = $('grid').children;
   for (const t of tiles) t.classList.add('loading');
@@ -752,21 +752,11 @@ function cropPixels() {
   return px;
 }
 
-/** What the model sees: each value floored to n_bits, shown at its bin centre. */
-function quantizeForDisplay(px, nBits) {
-  const shift = 8 - nBits;
-  const q = new Uint8ClampedArray(px.length);
-  for (let i = 0; i < px.length; i++) {
-    q[i] = (i & 3) === 3 ? 255 : Math.floor(((px[i] >> shift) + 0.5) * 2 ** shift);
-  }
-  return q;
-}
-
 const runEncode = coalesced(async () => {
   const shared = state.shared;
   if (!shared || !state.source || !state.source.crop) return;
   const px = cropPixels();
-  const quant = quantizeForDisplay(px, shared.config.n_bits);
+  const quant = shared.quantizeInput(px);
   drawImage($('you-input'), quant, shared.width, shared.height);
   $('you-result').classList.add('working');
   const enc = await shared.encode(new Uint8Array(px.buffer, px.byteOffset, px.length), 1);
@@ -779,6 +769,10 @@ const runEncode = coalesced(async () => {
     for (let k = 0; k < c; k++) err = Math.max(err, Math.abs(recon[i + k] - quant[i + k]));
   }
   const bpd = enc.bitsPerDim[0];
+  // OpenAI's figure beside it: the mean over 4 seeded uniform dequantization draws.
+  const both = await shared.bitsPerDim(new Uint8Array(px.buffer, px.byteOffset, px.length), 1, 4, 0);
+  if (shared !== state.shared) return;
+  $('you-bpd-deq').textContent = `${both.dequantized[0].toFixed(3)} bits/dim`;
   state.you = { shared, label: 'Your photo', eps: enc.eps, rgba: recon, quant, bpd, err };
   $('you-bpd').textContent = `${bpd.toFixed(3)} bits/dim`;
   $('you-bpd').title = `${(bpd * shared.dim).toFixed(0)} bits for the whole ${shared.width}×${shared.height} image`;
@@ -806,6 +800,7 @@ function clearYou() {
   }
   $('you-bpd').textContent = '–';
   $('you-err').textContent = '–';
+  $('you-bpd-deq').textContent = '–';
   updateYouButtons();
 }
 
@@ -936,6 +931,7 @@ function buildCustomSliders() {
     d.amount = v;
     renderEdit();
   }, () => {
+    state.shared.forgetDirection(d.name);
     state.custom.splice(i, 1);
     buildCustomSliders();
     renderEdit();
@@ -946,12 +942,9 @@ function buildCustomSliders() {
 function editedEps(base) {
   const shared = state.shared;
   let eps = base;
-  if (state.amounts && state.amounts.some((a) => a !== 0)) eps = shared.manipulate(base, state.amounts);
-  const active = state.custom.filter((d) => d.amount !== 0);
-  if (active.length) {
-    eps = Float32Array.from(eps);
-    for (const d of active) for (let j = 0; j < eps.length; j++) eps[j] += d.amount * d.vec[j];
-  }
+  // Shipped attributes first, then taught ones: the order of the Session's directions.
+  const amounts = Float32Array.from([...(state.amounts || []), ...state.custom.map((d) => d.amount)]);
+  if (amounts.some((a) => a !== 0)) eps = shared.manipulate(base, amounts);
   return eps;
 }
 
@@ -1032,8 +1025,7 @@ const renderMix = coalesced(async () => {
   const b = resolve(state.b);
   if (!shared || !a || !b) return;
   const t = Number($('mix').value);
-  const eps = new Float32Array(a.eps.length);
-  for (let i = 0; i < eps.length; i++) eps[i] = a.eps[i] + t * (b.eps[i] - a.eps[i]);
+  const eps = shared.mix(a.eps, b.eps, t);
   const rgba = await shared.decode(eps, 1, 1);
   if (shared !== state.shared) return;
   drawImage($('interp-mix'), rgba, shared.width, shared.height);
@@ -1103,9 +1095,9 @@ function concat(list) {
 function setupTeach() {
   $('dir-make').addEventListener('click', () => {
     try {
-      const vec = state.shared.direction(concat(state.marks.with), concat(state.marks.without));
       const name = $('dir-name').value.trim() || `direction ${state.custom.length + 1}`;
-      state.custom.push({ name, vec, amount: 0 });
+      state.shared.teachDirection(name, concat(state.marks.with), concat(state.marks.without));
+      state.custom.push({ name, amount: 0 });
       buildCustomSliders();
       $('edit').scrollIntoView({ behavior: 'smooth', block: 'start' });
       renderEdit();

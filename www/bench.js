@@ -49,7 +49,7 @@ async function main() {
       const t0 = performance.now();
       const m = await GlowModel.load(config, weights, undefined, backend, batch);
       const loadMs = performance.now() - t0;
-      const eps = m.sampleEps(batch, 1);
+      const eps = m.sampleEps(batch, 1, 1.0);
       const dec = await time(() => m.decode(eps, batch, 0.7), runs);
       const rgba = await m.decode(eps, batch, 0.7);
       const enc = await time(() => m.encode(new Uint8Array(rgba.buffer), batch), runs);

@@ -232,19 +232,17 @@ export class SharedModel {
     // A readable adapter name from the browser, else the engine's description.
     this.adapterInfo = (this.backend === 'webgpu' && info.adapterName) || model.adapterInfo;
     this.attributeNames = Array.from(model.attributeNames);
-    // eps layout: level l < L-1 contributes dim / 2^(l+1) values, the top dim / 2^(L-1).
-    const L = this.levels;
-    this.levelSizes = [];
-    for (let l = 0; l < L; l++) {
-      this.levelSizes.push(l < L - 1 ? this.dim / 2 ** (l + 1) : this.dim / 2 ** (L - 1));
-    }
+    // Why this backend (Backend::choose in Rust), shown in footers and the model card.
+    this.reason = model.backendReason;
     // Images per engine call that keep the page responsive: the GPU plan's batch, or
     // one image at a time on the CPU engine.
     this.chunk = this.backend === 'webgpu' ? info.batch : 1;
     // On the CPU engine, decodes of several images go to workers, one per core (up to 4).
     const cores = (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) || 1;
-    this.pool = this.backend === 'cpu' && typeof Worker !== 'undefined' && cores > 1 && info.configText
-      ? new WorkerPool(info.configText, info.weights, Math.min(cores, 4)) : null;
+    const size = info.workers ?? (cores > 1 ? Math.min(cores, 4) : 0);
+    this.pool = this.backend === 'cpu' && typeof Worker !== 'undefined' && size > 0 && info.configText
+      ? new WorkerPool(info.configText, info.weights, size) : null;
+    delete this.workers;
     delete this.configText;
     delete this.weights;
   }
@@ -252,27 +250,25 @@ export class SharedModel {
   // Async engine calls, serialised.
   decode(eps, n, temperature = 1) { return this.queue.run(() => this.model.decode(eps, n, temperature)); }
   encode(rgba, n = 1) { return this.queue.run(() => this.model.encode(rgba, n)); }
+  /** Bits/dim both ways: {binCentre, dequantized, draws}. */
+  bitsPerDim(rgba, n = 1, draws = 4, seed = 0) { return this.queue.run(() => this.model.bitsPerDim(rgba, n, draws, seed)); }
   sample(n, temperature, seed, perLevel) { return this.queue.run(() => this.model.sample(n, temperature, seed, perLevel)); }
-  // Synchronous helpers.
-  sampleEps(n, seed) { return this.model.sampleEps(n, seed >>> 0); }
-  manipulate(eps, amounts) { return this.model.manipulate(eps, amounts); }
-  interpolate(a, b, steps) { return this.model.interpolate(a, b, steps); }
-  direction(withEps, withoutEps) { return this.model.direction(withEps, withoutEps); }
-
-  /** eps (n images) multiplied by one temperature per level (or one for all). */
-  scaleEps(eps, n, temps) {
-    const out = new Float32Array(eps.length);
-    for (let i = 0; i < n; i++) {
-      let off = i * this.dim;
-      for (let l = 0; l < this.levels; l++) {
-        const t = Array.isArray(temps) || ArrayBuffer.isView(temps) ? temps[l] : temps;
-        const end = off + this.levelSizes[l];
-        for (let j = off; j < end; j++) out[j] = eps[j] * t;
-        off = end;
-      }
-    }
-    return out;
+  // Synchronous helpers: the latent math lives in Rust (model::latent, via the Session).
+  /** eps of `n` samples from `seed`, scaled by `temps` (one number, or one per level). */
+  sampleEps(n, seed, temps = 1) {
+    const perLevel = typeof temps === 'number' ? undefined : Float32Array.from(temps);
+    return this.model.sampleEps(n, seed >>> 0, typeof temps === 'number' ? temps : 1, perLevel);
   }
+  manipulate(eps, amounts) { return this.model.manipulate(eps, amounts); }
+  /** `steps` eps from a to b; path 'linear' or 'spherical'. */
+  interpolate(a, b, steps, path = 'spherical') { return this.model.interpolate(a, b, steps, path); }
+  /** The point at t (0 = a, 1 = b) between two eps. */
+  mix(a, b, t, path = 'spherical') { return this.model.mix(a, b, t, path); }
+  /** A taught direction joins the attributes (after the shipped ones); returns its index. */
+  teachDirection(name, withEps, withoutEps) { return this.model.teachDirection(name, withEps, withoutEps); }
+  forgetDirection(name) { this.model.forgetDirection(name); }
+  /** What the model sees of an RGBA image (n_bits, bin centres). */
+  quantizeInput(rgba) { return this.model.quantizeInput(rgba); }
 
   /**
    * Decodes n images (eps at temperature 1) in chunks, yielding to the event loop
@@ -330,9 +326,9 @@ function resolveUrl(url) {
  * reports the download. backend: "auto" (WebGPU when available, else the CPU engine),
  * "webgpu" or "cpu". Resolves to a SharedModel; call release() when done with it.
  */
-export function loadModel(url, { backend = 'auto', batch = 4, onProgress } = {}) {
+export function loadModel(url, { backend = 'auto', batch = 4, workers, onProgress } = {}) {
   const abs = resolveUrl(url);
-  const key = `${abs}|${backend}`;
+  const key = `${abs}|${backend}|${workers}`;
   let entry = models.get(key);
   if (!entry) {
     entry = { listeners: new Set(), last: null };
@@ -342,7 +338,7 @@ export function loadModel(url, { backend = 'auto', batch = 4, onProgress } = {})
         try { f(loaded, total); } catch { /* a listener's bug is not ours */ }
       }
     };
-    entry.promise = loadUncached(abs, backend, batch, report);
+    entry.promise = loadUncached(abs, backend, batch, workers, report);
     entry.promise.then((m) => { entry.listeners.clear(); return m; }, () => models.delete(key));
     models.set(key, entry);
   }
@@ -372,7 +368,7 @@ export function release(shared) {
   }, 2000);
 }
 
-async function loadUncached(abs, backend, batch, report) {
+async function loadUncached(abs, backend, batch, workers, report) {
   const [glow, configText] = await Promise.all([
     initGlow(),
     fetch(`${abs}/model.json`, { cache: 'no-cache' }).then((r) => {
@@ -401,32 +397,20 @@ async function loadUncached(abs, backend, batch, report) {
     bytes: results.reduce((s, r) => s + r.bytes.length, 0),
     notice: null,
     batch,
+    workers, // CPU engine's decode workers (default: one per core up to 4, none on one core)
     configText, // for the CPU engine's workers (not kept on the model)
     weights,
   };
-  let model;
+  // The probe only names the adapter for display and sizes the GPU plan: on a software
+  // adapter every image costs seconds, so a plan of one image keeps single-image calls
+  // cheap. Which engine runs is decided in Rust (Backend::choose), and model.backendReason
+  // says why.
   const probe = backend === 'cpu' ? { problem: null, adapter: '', software: false } : await probeWebGPU();
   info.adapterName = probe.adapter;
-  // The GPU plan always computes `batch` images; on a software adapter every image costs
-  // seconds, so there a plan of one image keeps single-image calls (encode, edits) cheap.
   if (probe.software) info.batch = batch = 1;
-  if (backend === 'auto') {
-    info.notice = probe.problem;
-    // A software adapter (SwiftShader) is several times slower than the CPU engine
-    // (measured by www/bench.html: see README), so auto takes the CPU there.
-    if (!info.notice && probe.software) {
-      info.reason = `CPU engine chosen: faster than the software WebGPU adapter (${probe.adapter})`;
-    } else if (!info.notice) {
-      try {
-        model = await glow.GlowModel.load(configText, weights, attributes, 'webgpu', batch);
-      } catch (e) {
-        info.notice = `WebGPU could not run this model (${e.message || e}).`;
-      }
-    }
-    if (!model) model = await glow.GlowModel.load(configText, weights, attributes, 'cpu', batch);
-  } else {
-    model = await glow.GlowModel.load(configText, weights, attributes, backend, batch);
-  }
+  const model = await glow.GlowModel.load(configText, weights, attributes, backend, batch);
+  // A visitor who wanted the GPU and did not get it is told why.
+  if (backend === 'auto' && model.backend === 'cpu' && probe.problem) info.notice = probe.problem;
   return new SharedModel(abs, model, config, info);
 }
 
@@ -719,8 +703,8 @@ export class GlowFace extends HTMLElement {
     if (shared.notice) {
       this.emit('glow-error', { name: 'WebGPUNotAvailable', message: `${shared.notice} Running on the CPU instead.`, fatal: false });
     }
-    ui.backendNote.textContent = shared.backend === 'webgpu' ? 'WebGPU' : 'CPU (no WebGPU)';
-    ui.backendNote.title = shared.notice || shared.adapterInfo;
+    ui.backendNote.textContent = shared.backend === 'webgpu' ? 'WebGPU' : 'CPU';
+    ui.backendNote.title = shared.notice || shared.reason;
     ui.canvas.width = shared.width;
     ui.canvas.height = shared.height;
     ui.msg.textContent = 'Drawing…';
@@ -774,16 +758,13 @@ export class GlowFace extends HTMLElement {
     const { shared } = this;
     let eps = this.eps;
     if (this.mode === 'interpolate' && this.epsB) {
-      const t = Number(this.ui.mix.value);
-      const out = new Float32Array(eps.length);
-      for (let i = 0; i < out.length; i++) out[i] = eps[i] + t * (this.epsB[i] - eps[i]);
-      eps = out;
+      eps = shared.mix(eps, this.epsB, Number(this.ui.mix.value));
     } else if (this.mode === 'manipulate' && shared.attributeNames.length && this.amount !== 0) {
       const amounts = new Float32Array(shared.attributeNames.length);
       amounts[Math.max(0, shared.attributeNames.indexOf(this.ui.attrSel.value))] = this.amount;
       eps = shared.manipulate(eps, amounts);
     }
-    return shared.scaleEps(eps, 1, this.temperature);
+    return eps; // at temperature 1: render() decodes it at the widget's temperature
   }
 
   /** Decodes the current face; requests made meanwhile coalesce into one more render. */
@@ -799,7 +780,7 @@ export class GlowFace extends HTMLElement {
         const shared = this.shared;
         if (!shared) break;
         const t0 = performance.now();
-        const rgba = await shared.decode(this.currentEps(), 1, 1);
+        const rgba = await shared.decode(this.currentEps(), 1, this.temperature);
         if (this.shared !== shared) break;
         drawImage(ui.canvas, rgba, shared.width, shared.height);
         ui.overlay.hidden = true;

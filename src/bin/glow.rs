@@ -16,11 +16,9 @@ fn main() {
 mod cli {
     use clap::{Parser, Subcommand};
     use glow_web::error::{GlowError, Result};
-    use glow_web::model::level_temperatures;
-    use glow_web::reference;
-    use glow_web::{image_io, npy, CpuGlow, GpuContext, Glow, Model};
+    use glow_web::model::{pixels, rng};
+    use glow_web::{image_io, npy, reference, Model, Options, Preference, Session};
     use std::path::{Path, PathBuf};
-    use std::sync::Arc;
     use std::time::Instant;
 
     #[derive(Parser)]
@@ -38,9 +36,15 @@ mod cli {
         /// Treat --model as a config file and use random weights (for benchmarks)
         #[arg(long)]
         random: bool,
-        /// Run the fast CPU engine instead of the GPU
+        /// auto: the GPU on a hardware adapter, else the CPU engine (faster than a
+        /// software adapter such as lavapipe); gpu; cpu. The choice and its reason are
+        /// printed on stderr.
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Also run the CPU reference (plain f64 loops) on the same input and report how
+        /// far the engine's result is from it
         #[arg(long)]
-        cpu: bool,
+        reference: bool,
         /// Images per GPU dispatch
         #[arg(long, default_value_t = 4)]
         batch: usize,
@@ -100,12 +104,22 @@ mod cli {
             #[arg(long, default_value = "decoded.png")]
             out: PathBuf,
         },
-        /// Print one JSON line with bits_per_dim per image
+        /// Print one JSON line per image with its bits/dim, two ways:
+        /// `bits_per_dim`, each value at the centre of its bin (deterministic; not a bound,
+        /// and a flat image can score below zero), and `bits_per_dim_dequantized`, OpenAI's
+        /// figure: the mean over --draws seeded uniform dequantization noise draws (what
+        /// papers report; lower means the model finds the image more likely)
         Bpd {
             #[command(flatten)]
             m: ModelArgs,
             #[command(flatten)]
             i: ImageArgs,
+            /// Noise draws averaged for the dequantized figure
+            #[arg(long, default_value_t = 4)]
+            draws: u32,
+            /// Seed of the dequantization noise
+            #[arg(long, default_value_t = 0)]
+            seed: u32,
             #[arg(required = true)]
             images: Vec<PathBuf>,
         },
@@ -161,49 +175,41 @@ mod cli {
         },
     }
 
-    enum Engine {
-        Gpu(Glow),
-        Cpu(CpuGlow),
-    }
-
-    impl Engine {
-        fn open(m: &ModelArgs) -> Result<(Model, Engine)> {
-            let model = load_model(m)?;
-            if m.cpu {
-                let cpu = CpuGlow::new(&model);
-                return Ok((model, Engine::Cpu(cpu)));
-            }
-            let ctx = Arc::new(pollster::block_on(GpuContext::new())?);
-            let glow = pollster::block_on(Glow::new(ctx, &model, m.batch))?;
-            Ok((model, Engine::Gpu(glow)))
-        }
-        fn adapter(&self) -> String {
-            match self {
-                Engine::Gpu(g) => g.adapter_info(),
-                Engine::Cpu(_) => format!("CPU ({} on {})", std::env::consts::ARCH, std::env::consts::OS),
-            }
-        }
-        /// Decode on whichever engine is open (the GPU plan's quantize flag is set at open).
-        fn decode(&self, eps: &[f32], n: usize, temps: &[f32], quantize: bool) -> Result<Vec<u8>> {
-            match self {
-                Engine::Gpu(g) => pollster::block_on(g.decode(eps, n, temps)),
-                Engine::Cpu(c) => Ok(c.decode(eps, n, temps, quantize)),
-            }
-        }
-        fn encode(&self, rgba: &[u8], n: usize) -> Result<reference::Encoded> {
-            match self {
-                Engine::Gpu(g) => pollster::block_on(g.encode(rgba, n)),
-                Engine::Cpu(c) => Ok(c.encode(rgba, n)),
-            }
-        }
-    }
-
     fn load_model(m: &ModelArgs) -> Result<Model> {
         if m.random {
             let text = std::fs::read_to_string(&m.model).map_err(|e| GlowError::Io(format!("{}: {e}", m.model.display())))?;
             return Model::random(&glow_web::model::ModelConfig::from_json(&text)?, 1);
         }
         Model::load_dir(&m.model)
+    }
+
+    /// Loads the model and opens a session on the chosen backend, saying which and why.
+    fn open(m: &ModelArgs) -> Result<Session> {
+        let opts = Options { backend: Preference::parse(&m.backend)?, batch: m.batch };
+        let s = pollster::block_on(Session::new(load_model(m)?, opts))?;
+        eprintln!("glow: {} backend: {}", s.backend().name(), s.reason());
+        Ok(s)
+    }
+
+    /// The largest |engine - reference| over two arrays, for `--reference`.
+    fn max_diff(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max)
+    }
+
+    /// `--reference` for decodes: the engine's continuous output vs the reference's.
+    fn check_decode(s: &Session, eps: &[f32], n: usize, temps: &[f32]) -> Result<serde_json::Value> {
+        let got = pollster::block_on(s.decode_x(eps, n, temps))?;
+        let want = reference::decode(&s.model().folded, eps, n, temps);
+        Ok(serde_json::json!({"decode_max_abs_diff": max_diff(&got, &want)}))
+    }
+
+    /// `--reference` for encodes: eps and bits/dim vs the reference's.
+    fn check_encode(s: &Session, rgba: &[u8], n: usize, enc: &glow_web::model::flow::Encoded) -> serde_json::Value {
+        let c = &s.model().config;
+        let x = pixels::image_to_x(rgba, c.image.channels as usize, c.n_bits);
+        let want = reference::encode(&s.model().folded, &x, n);
+        let bpd = enc.bits_per_dim.iter().zip(&want.bits_per_dim).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        serde_json::json!({"eps_max_abs_diff": max_diff(&enc.eps, &want.eps), "bits_per_dim_max_abs_diff": bpd})
     }
 
     fn grid_cols(n: usize) -> usize {
@@ -238,77 +244,85 @@ mod cli {
         let cli = Cli::parse();
         match cli.cmd {
             Cmd::Sample { m, n, temperature, per_level, seed, quantize, out } => {
-                let (model, mut engine) = Engine::open(&m)?;
-                if let Engine::Gpu(g) = &mut engine {
-                    g.quantize_output = quantize;
-                }
-                let temps = level_temperatures(&model.config, temperature, &per_level)?;
-                if n == 0 || n > 1024 {
-                    return Err(GlowError::Input(format!("--n {n}: ask for 1 to 1024 images")));
-                }
+                let s = open(&m)?;
+                let temps = s.temperatures(temperature, &per_level)?;
                 let t0 = Instant::now();
-                let rgba = match &engine {
-                    Engine::Gpu(g) => pollster::block_on(g.sample(n, &temps, seed))?,
-                    Engine::Cpu(_) => engine.decode(&reference::random_eps(seed, n, model.dim()), n, &temps, quantize)?,
-                };
+                let rgba = pollster::block_on(s.sample(n, &temps, seed, quantize))?;
                 let ms = t0.elapsed().as_secs_f64() * 1e3;
-                image_io::save_grid(&out, &rgba, n, model.width(), model.height(), grid_cols(n))?;
-                println!(
-                    "{}",
-                    serde_json::json!({"out": out, "n": n, "temperatures": temps, "seed": seed, "ms": ms, "adapter": engine.adapter()})
-                );
+                image_io::save_grid(&out, &rgba, n, s.model().width(), s.model().height(), grid_cols(n))?;
+                let mut j = serde_json::json!({"out": out, "n": n, "temperatures": temps, "seed": seed, "ms": ms, "backend": s.backend().name(), "adapter": s.device()});
+                if m.reference {
+                    j["reference"] = check_decode(&s, &s.sample_eps(n, seed, &temps)?, n, &s.temperatures(1.0, &[])?)?;
+                }
+                println!("{j}");
             }
             Cmd::Encode { m, i, image, out } => {
-                let (model, engine) = Engine::open(&m)?;
-                let rgba = load_images(&model, std::slice::from_ref(&image), &i)?;
-                let enc = engine.encode(&rgba, 1)?;
-                write(&out, &npy::write_f32(&[1, model.dim()], &enc.eps))?;
-                println!("{}", serde_json::json!({"image": image, "out": out, "dim": model.dim(), "bits_per_dim": enc.bits_per_dim[0]}));
+                let s = open(&m)?;
+                let rgba = load_images(s.model(), std::slice::from_ref(&image), &i)?;
+                let enc = pollster::block_on(s.encode(&rgba, 1))?;
+                write(&out, &npy::write_f32(&[1, s.dim()], &enc.eps))?;
+                let mut j = serde_json::json!({"image": image, "out": out, "dim": s.dim(), "bits_per_dim": enc.bits_per_dim[0]});
+                if m.reference {
+                    j["reference"] = check_encode(&s, &rgba, 1, &enc);
+                }
+                println!("{j}");
             }
             Cmd::Decode { m, eps, temperature, quantize, out } => {
-                let (model, mut engine) = Engine::open(&m)?;
-                if let Engine::Gpu(g) = &mut engine {
-                    g.quantize_output = quantize;
-                }
+                let s = open(&m)?;
                 let bytes = std::fs::read(&eps).map_err(|e| GlowError::Io(format!("{}: {e}", eps.display())))?;
                 let (shape, values) = npy::read_f32(&bytes)?;
-                let d = model.dim();
+                let d = s.dim();
                 if values.len() % d != 0 || values.is_empty() || shape.last() != Some(&d) {
                     return Err(GlowError::Input(format!("{}: shape {shape:?} is not [N, {d}] for this model", eps.display())));
                 }
                 let n = values.len() / d;
-                let temps = level_temperatures(&model.config, temperature, &[])?;
-                let rgba = engine.decode(&values, n, &temps, quantize)?;
-                image_io::save_grid(&out, &rgba, n, model.width(), model.height(), grid_cols(n))?;
-                println!("{}", serde_json::json!({"eps": eps, "out": out, "n": n}));
+                let temps = s.temperatures(temperature, &[])?;
+                let rgba = pollster::block_on(s.decode(&values, n, &temps, quantize)).map_err(|e| match e {
+                    GlowError::Input(msg) => GlowError::Input(format!("{}: {msg}", eps.display())),
+                    e => e,
+                })?;
+                image_io::save_grid(&out, &rgba, n, s.model().width(), s.model().height(), grid_cols(n))?;
+                let mut j = serde_json::json!({"eps": eps, "out": out, "n": n});
+                if m.reference {
+                    j["reference"] = check_decode(&s, &values, n, &temps)?;
+                }
+                println!("{j}");
             }
-            Cmd::Bpd { m, i, images } => {
-                let (model, engine) = Engine::open(&m)?;
+            Cmd::Bpd { m, i, draws, seed, images } => {
+                let s = open(&m)?;
                 for p in &images {
-                    let rgba = load_images(&model, std::slice::from_ref(p), &i)?;
-                    let enc = engine.encode(&rgba, 1)?;
-                    println!("{}", serde_json::json!({"image": p, "bits_per_dim": enc.bits_per_dim[0]}));
+                    let rgba = load_images(s.model(), std::slice::from_ref(p), &i)?;
+                    let b = pollster::block_on(s.bits_per_dim(&rgba, 1, draws, seed))?;
+                    let mut j = serde_json::json!({"image": p, "bits_per_dim": b.bin_centre[0], "bits_per_dim_dequantized": b.dequantized[0], "draws": draws});
+                    if m.reference {
+                        let enc = pollster::block_on(s.encode(&rgba, 1))?;
+                        j["reference"] = check_encode(&s, &rgba, 1, &enc);
+                    }
+                    println!("{j}");
                 }
             }
             Cmd::Bench { m, runs, kernels, profile } => bench(&m, runs, kernels, profile)?,
             Cmd::Manipulate { m, attributes, amounts, temperature, seed, out } => {
-                let (model, engine) = Engine::open(&m)?;
-                let dirs = model.directions.as_ref().ok_or_else(|| GlowError::Input(format!("model '{}' has no attribute directions", model.config.name)))?;
-                let d = model.dim();
-                // The face is the sample at this seed and temperature; its eps is scaled
-                // by T so that decoding at T = 1 shows exactly that sample.
-                let base: Vec<f32> = reference::random_eps(seed, 1, d).iter().map(|v| v * temperature).collect();
+                let s = open(&m)?;
+                let names = s.attribute_names();
+                if names.is_empty() {
+                    return Err(GlowError::Input(format!("model '{}' has no attribute directions", s.model().config.name)));
+                }
+                // The face is the sample at this seed and temperature (its eps already
+                // scaled), moved along each attribute in turn and decoded at T = 1.
+                let base = s.sample_eps(1, seed, &s.temperatures(temperature, &[])?)?;
                 let mut eps = Vec::new();
                 for a in &attributes {
-                    let i = dirs.index(a).ok_or_else(|| GlowError::Input(format!("unknown attribute '{a}'; the model has: {}", dirs.names.join(", "))))?;
+                    let i = names.iter().position(|n| n == a).ok_or_else(|| GlowError::Input(format!("unknown attribute '{a}'; the model has: {}", names.join(", "))))?;
                     for t in &amounts {
-                        eps.extend(base.iter().zip(dirs.row(i)).map(|(e, v)| e + t * v));
+                        let mut amt = vec![0.0; names.len()];
+                        amt[i] = *t;
+                        eps.extend(s.manipulate(&base, &amt)?);
                     }
                 }
-                let n = eps.len() / d;
-                let temps = level_temperatures(&model.config, 1.0, &[])?;
-                let rgba = engine.decode(&eps, n, &temps, false)?;
-                image_io::save_grid(&out, &rgba, n, model.width(), model.height(), amounts.len())?;
+                let n = eps.len() / s.dim();
+                let rgba = pollster::block_on(s.decode(&eps, n, &s.temperatures(1.0, &[])?, false))?;
+                image_io::save_grid(&out, &rgba, n, s.model().width(), s.model().height(), amounts.len())?;
                 println!("{}", serde_json::json!({"out": out, "rows": attributes, "amounts": amounts, "seed": seed}));
             }
             Cmd::RandomModel { config, out, f16, seed } => {
@@ -343,59 +357,15 @@ mod cli {
         serde_json::json!({"median_ms": pick(0.5), "p90_ms": pick(0.9), "min_ms": v[0], "runs": v.len()})
     }
 
-    fn bench_cpu(model: &Model, b: usize, runs: usize) -> Result<()> {
-        let flop = model.config.flops_per_image();
-        let temps = vec![0.7; model.config.levels as usize];
-        let cpu = CpuGlow::new(model);
-        let eps = reference::random_eps(1, b, model.dim());
-        let rgba = cpu.decode(&eps, b, &temps, false);
-        let time = |f: &dyn Fn()| {
-            f();
-            let mut v = Vec::new();
-            for _ in 0..runs.max(1) {
-                let t = Instant::now();
-                f();
-                v.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            v
-        };
-        let dec = time(&|| {
-            cpu.decode(&eps, b, &temps, false);
-        });
-        let enc = time(&|| {
-            cpu.encode(&rgba, b);
-        });
-        let med = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "adapter": format!("CPU engine, 1 thread ({} {})", std::env::consts::ARCH, std::env::consts::OS),
-                "model": model.config.name, "batch": b, "gflop_per_image": flop / 1e9,
-                "decode": {"warm": stats(dec.clone()), "ms_per_image": med(&dec) / b as f64, "gflop_per_s": flop * b as f64 / (med(&dec) * 1e-3) / 1e9},
-                "encode": {"warm": stats(enc.clone()), "ms_per_image": med(&enc) / b as f64, "gflop_per_s": flop * b as f64 / (med(&enc) * 1e-3) / 1e9},
-            }))
-            .unwrap_or_default()
-        );
-        Ok(())
-    }
-
     fn bench(m: &ModelArgs, runs: usize, kernels: bool, profile: bool) -> Result<()> {
-        let model = load_model(m)?;
+        let t0 = Instant::now();
+        let s = open(m)?;
+        let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let model = s.model();
         let b = m.batch;
         let flop = model.config.flops_per_image();
-        let temps = vec![0.7; model.config.levels as usize];
+        let temps = s.temperatures(0.7, &[])?;
         let runs = runs.max(1);
-        if m.cpu {
-            return bench_cpu(&model, b, runs);
-        }
-        let t0 = Instant::now();
-        let ctx = Arc::new(pollster::block_on(GpuContext::new())?);
-        let glow = pollster::block_on(Glow::new(ctx, &model, b))?;
-        let load_ms = t0.elapsed().as_secs_f64() * 1e3;
         let time = |f: &dyn Fn() -> Result<()>| -> Result<(f64, Vec<f64>)> {
             let t = Instant::now();
             f()?;
@@ -410,40 +380,54 @@ mod cli {
             }
             Ok((cold, warm))
         };
-        let eps = reference::random_eps(1, b, model.dim());
-        let (dec_cold, dec) = time(&|| pollster::block_on(glow.decode(&eps, b, &temps)).map(|_| ()))?;
-        let rgba = pollster::block_on(glow.decode(&eps, b, &temps))?;
-        let (enc_cold, enc) = time(&|| pollster::block_on(glow.encode(&rgba, b)).map(|_| ()))?;
+        let eps = rng::random_eps(1, b, model.dim());
+        let (dec_cold, dec) = time(&|| pollster::block_on(s.decode(&eps, b, &temps, false)).map(|_| ()))?;
+        let rgba = pollster::block_on(s.decode(&eps, b, &temps, false))?;
+        let (enc_cold, enc) = time(&|| pollster::block_on(s.encode(&rgba, b)).map(|_| ()))?;
         let med = |v: &[f64]| {
             let mut v = v.to_vec();
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
         let gflops = |ms: f64| flop * b as f64 / (ms * 1e-3) / 1e9;
-        let (encode_dispatches, decode_dispatches) = glow.dispatch_counts();
-        let kernels_json = if kernels { pollster::block_on(glow_web::gpu::bench::conv_classes(glow.context(), &model, b))? } else { serde_json::Value::Null };
+        let gpu = s.engine().gpu();
+        let (encode_dispatches, decode_dispatches) = gpu.map_or((0, 0), |g| g.dispatch_counts());
+        let kernels_json = match (kernels, gpu) {
+            (true, Some(g)) => pollster::block_on(glow_web::engine::kernel_bench::conv_classes(g.context(), model, b))?,
+            (true, None) => "kernel benchmarks need the GPU backend (--backend gpu)".into(),
+            _ => serde_json::Value::Null,
+        };
+        let profile_json = match (profile, gpu) {
+            (true, Some(g)) => {
+                let limit = kernels_json["matmul_1024"]["gflop_per_s"].as_f64();
+                let summary = |decode| -> Result<serde_json::Value> {
+                    Ok(pollster::block_on(g.profile(decode, 3))?
+                        .map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow_web::engine::gpu::profile_summary(&t, limit, 3)))
+                };
+                serde_json::json!({"encode": summary(false)?, "decode": summary(true)?})
+            }
+            (true, None) => "profiles need the GPU backend (--backend gpu)".into(),
+            _ => serde_json::Value::Null,
+        };
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "adapter": glow.adapter_info(),
+                "adapter": s.device(),
+                "backend": s.backend().name(),
+                "backend_reason": s.reason(),
                 "model": model.config.name,
                 "batch": b,
                 "gflop_per_image": flop / 1e9,
-                "plan_build_ms": load_ms,
+                "load_ms": load_ms,
                 "decode": {"cold_ms": dec_cold, "warm": stats(dec.clone()), "ms_per_image": med(&dec) / b as f64, "gflop_per_s": gflops(med(&dec)), "dispatches": decode_dispatches},
                 "encode": {"cold_ms": enc_cold, "warm": stats(enc.clone()), "ms_per_image": med(&enc) / b as f64, "gflop_per_s": gflops(med(&enc)), "dispatches": encode_dispatches},
                 "kernels": kernels_json,
-                "profile": if profile {
-                    let limit = kernels_json["matmul_1024"]["gflop_per_s"].as_f64();
-                    serde_json::json!({
-                        "encode": pollster::block_on(glow.profile(false, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow_web::engine::profile_summary(&t, limit, 3)),
-                        "decode": pollster::block_on(glow.profile(true, 3))?.map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow_web::engine::profile_summary(&t, limit, 3)),
-                    })
-                } else { serde_json::Value::Null },
-                "note": "warm times include readback (map_async awaited); cold = first call after the plan is built"
+                "profile": profile_json,
+                "note": "warm times include readback (map_async awaited); cold = first call after the session is open; load_ms = model load + adapter probe + plan build"
             }))
             .unwrap_or_default()
         );
         Ok(())
     }
+
 }

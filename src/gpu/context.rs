@@ -26,7 +26,7 @@ impl GpuContext {
                 apply_limit_buckets: false,
             })
             .await
-            .map_err(|e| GlowError::Gpu(format!("no GPU adapter available: {e}")))?;
+            .map_err(|e| GlowError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         // Timestamp queries where the adapter has them, for per-dispatch profiling.
@@ -64,10 +64,10 @@ impl GpuContext {
         #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GlowError::Gpu(format!("device poll failed: {e}")))?;
+            .map_err(|e| GlowError::DeviceLost(format!("device poll failed: {e}")))?;
         rx.await
-            .map_err(|_| GlowError::Gpu("readback was cancelled".into()))?
-            .map_err(|e| GlowError::Gpu(format!("readback failed: {e}")))?;
+            .map_err(|_| GlowError::DeviceLost("readback was cancelled".into()))?
+            .map_err(|e| GlowError::DeviceLost(format!("readback failed: {e}")))?;
         let bytes = {
             let view = slice
                 .get_mapped_range()

@@ -1,34 +1,33 @@
 //! Runs one kernel once on given inputs: the harness the kernel tests and the per-kernel
 //! benchmarks use to compare a WGSL kernel with its CPU reference.
 
-use super::kernels::{CallParams, KernelCache, KernelKey};
+use super::kernels::{CallParams, Kernel, KernelCache};
 use super::GpuContext;
 use crate::error::Result;
 use wgpu::util::DeviceExt;
 
-/// Runs `key` with storage buffers initialised from `storage` (raw bytes, in binding
-/// order), the uniform `params`, and `call` when the kernel takes one; returns the
-/// final contents of storage buffer `read`.
-pub async fn run_kernel(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize) -> Result<Vec<u8>> {
+/// Runs kernel `key` with storage buffers initialised from `storage` (raw bytes, in
+/// binding order), the uniform `params` (when it has parameters), and `call` (when it uses
+/// the per-call values); returns the final contents of storage buffer `read`.
+pub async fn run_kernel(ctx: &GpuContext, key: &dyn Kernel, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize) -> Result<Vec<u8>> {
     run_kernel_n(ctx, key, storage, params, call, groups, read, 1).await
 }
 
 /// Like `run_kernel`, but dispatches the kernel `reps` times in one compute pass (for
 /// timing: the caller measures the wall time around it, readback included).
 #[allow(clippy::too_many_arguments)]
-pub async fn run_kernel_n(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize, reps: usize) -> Result<Vec<u8>> {
+pub async fn run_kernel_n(ctx: &GpuContext, key: &dyn Kernel, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize, reps: usize) -> Result<Vec<u8>> {
     Ok(run_kernel_timed(ctx, key, storage, params, call, groups, read, reps).await?.0)
 }
 
 /// Like `run_kernel_n`, and also returns the GPU time of the pass of `reps` dispatches in
 /// ms, from timestamp queries at its start and end (`None` without timestamp queries).
 #[allow(clippy::too_many_arguments)]
-pub async fn run_kernel_timed(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize, reps: usize) -> Result<(Vec<u8>, Option<f64>)> {
+pub async fn run_kernel_timed(ctx: &GpuContext, key: &dyn Kernel, storage: &[Vec<u8>], params: &[u8], call: Option<CallParams>, groups: (u32, u32, u32), read: usize, reps: usize) -> Result<(Vec<u8>, Option<f64>)> {
     let device = &ctx.device;
     let mut cache = KernelCache::default();
     let k = cache.get(device, key);
-    let (access, uniforms) = key.bindings();
-    assert_eq!(access.len(), storage.len(), "{}: storage buffers", key.label());
+    assert_eq!(key.storage().len(), storage.len(), "{}: storage buffers", key.label());
     let bufs: Vec<wgpu::Buffer> = storage
         .iter()
         .enumerate()
@@ -49,17 +48,14 @@ pub async fn run_kernel_timed(ctx: &GpuContext, key: KernelKey, storage: &[Vec<u
     });
     let entries: Vec<wgpu::BindGroupEntry> = bufs.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
     let sg = device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("storage"), layout: &k.storage_layout, entries: &entries });
-    // Binding 0 of group 1 is the kernel's params, binding 1 (if any) the call values;
-    // the rng kernel's only uniform is the call values (pass empty `params`).
-    let ue: Vec<wgpu::BindGroupEntry> = if params.is_empty() {
-        vec![wgpu::BindGroupEntry { binding: 0, resource: cbuf.as_entire_binding() }]
-    } else {
-        let mut v = vec![wgpu::BindGroupEntry { binding: 0, resource: pbuf.as_entire_binding() }];
-        if uniforms.len() > 1 {
-            v.push(wgpu::BindGroupEntry { binding: 1, resource: cbuf.as_entire_binding() });
-        }
-        v
-    };
+    // Group 1: the kernel's params (if it has any), then the call values (if it uses them).
+    let mut ue: Vec<wgpu::BindGroupEntry> = Vec::new();
+    if key.params().is_some() {
+        ue.push(wgpu::BindGroupEntry { binding: 0, resource: pbuf.as_entire_binding() });
+    }
+    if key.uses_call() {
+        ue.push(wgpu::BindGroupEntry { binding: ue.len() as u32, resource: cbuf.as_entire_binding() });
+    }
     let ug = device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some("uniforms"), layout: &k.uniform_layout, entries: &ue });
     let size = bufs[read].size();
     let staging = device.create_buffer(&wgpu::BufferDescriptor {

@@ -35,7 +35,7 @@ pub struct ModelConfig {
     pub width: u32,
     pub coupling: Coupling,
     pub edge_bias: bool,
-    #[serde(default = "default_true")]
+    /// Required: a learned top prior changes the weights file, so no default is guessed.
     pub learn_top: bool,
     #[serde(default = "default_weights")]
     pub weights: String,
@@ -48,9 +48,6 @@ pub struct ModelConfig {
     pub data: Option<serde_json::Value>,
 }
 
-fn default_true() -> bool {
-    true
-}
 fn default_weights() -> String {
     "weights.safetensors".to_string()
 }
@@ -238,7 +235,7 @@ mod tests {
     fn cfg() -> ModelConfig {
         ModelConfig::from_json(
             r#"{"format":"glow-model/1","name":"t","image":{"height":16,"width":16,"channels":3},
-            "n_bits":5,"levels":3,"steps":2,"width":12,"coupling":"affine","edge_bias":true}"#,
+            "n_bits":5,"levels":3,"steps":2,"width":12,"coupling":"affine","edge_bias":true,"learn_top":true}"#,
         )
         .unwrap()
     }
@@ -256,7 +253,7 @@ mod tests {
     #[test]
     fn absurd_configs_are_refused_with_a_reason() {
         let base = r#"{"format":"glow-model/1","name":"t","image":{"height":H,"width":16,"channels":3},
-            "n_bits":5,"levels":L,"steps":2,"width":12,"coupling":"affine","edge_bias":true}"#;
+            "n_bits":5,"levels":L,"steps":2,"width":12,"coupling":"affine","edge_bias":true,"learn_top":true}"#;
         let e = ModelConfig::from_json(&base.replace("H", "100000").replace("L", "3")).unwrap_err();
         assert!(e.to_string().contains("each side"), "{e}");
         let e = ModelConfig::from_json(&base.replace("H", "12").replace("L", "3")).unwrap_err();

@@ -2,8 +2,12 @@
 //! and optional attribute directions.
 
 pub mod config;
+pub mod flow;
 pub mod fold;
+pub mod latent;
+pub mod pixels;
 pub mod random;
+pub mod rng;
 pub mod weights;
 
 pub use config::{Coupling, LevelShape, ModelConfig};
@@ -60,25 +64,4 @@ impl Model {
     pub fn width(&self) -> usize {
         self.config.image.width as usize
     }
-}
-
-/// Checks a per-level temperature list: empty means "all equal to `t`".
-pub fn level_temperatures(config: &ModelConfig, t: f32, per_level: &[f32]) -> Result<Vec<f32>> {
-    let l = config.levels as usize;
-    if !t.is_finite() || t < 0.0 {
-        return Err(GlowError::Input(format!("temperature {t} must be a finite number >= 0")));
-    }
-    if per_level.is_empty() {
-        return Ok(vec![t; l]);
-    }
-    if per_level.len() != l {
-        return Err(GlowError::Input(format!(
-            "{} per-level temperatures given, the model has {l} levels",
-            per_level.len()
-        )));
-    }
-    if let Some(bad) = per_level.iter().find(|v| !v.is_finite() || **v < 0.0) {
-        return Err(GlowError::Input(format!("per-level temperature {bad} must be a finite number >= 0")));
-    }
-    Ok(per_level.to_vec())
 }

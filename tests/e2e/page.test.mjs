@@ -236,11 +236,12 @@ async function main() {
       const r = await page.evaluate(async () => {
         const glow = await import('/glow-face.js');
         const models = await (await fetch('/models/index.json')).json();
-        const shared = await glow.loadModel(models[0], { backend: 'cpu' });
-        const cores = navigator.hardwareConcurrency || 1;
-        if (!shared.pool || !(await shared.pool.ready)) return { workers: 0, cores };
+        // Two workers whatever the core count, so this check runs (and can fail) on a
+        // one-core machine too.
+        const shared = await glow.loadModel(models[0], { backend: 'cpu', workers: 2 });
+        if (!shared.pool || !(await shared.pool.ready)) return { workers: 0 };
         const n = 4;
-        const eps = shared.scaleEps(shared.sampleEps(n, 7), n, 0.7);
+        const eps = shared.sampleEps(n, 7, 0.7);
         const size = shared.width * shared.height * 4;
         const onWorkers = new Uint8Array(n * size);
         const res = await shared.decodeChunked(eps, n, (rgba, first) => onWorkers.set(rgba, first * size));
@@ -251,7 +252,6 @@ async function main() {
         glow.release(shared);
         return { workers, diff, ms: res.msPerImage };
       });
-      if (r.cores < 2) return 'one core: the page decodes on the main thread (no workers to check)';
       assert(r.workers > 0, 'no worker pool on the CPU engine');
       assert(r.diff === 0, `${r.diff} bytes differ between the workers' and the main thread's decode`);
       return `${r.workers} workers, identical bytes, ${r.ms.toFixed(0)} ms per image`;
@@ -327,7 +327,9 @@ async function main() {
       const recon = await canvasStats(page, '#you-recon');
       assert(recon.variance > 20, 'the reconstruction is blank');
       const maxErr = Number((err.match(/= (\d+)/) || [])[1]);
-      assert(Number.isFinite(maxErr) && maxErr <= 16, `round-trip error "${err}"`);
+      // An exact round trip decodes each value to its bin centre (8q + 4 at 5 bits), which
+      // is what the input panel shows; f32 rounding can land just below it: 1 level.
+      assert(Number.isFinite(maxErr) && maxErr <= 1, `round-trip error "${err}"`);
       await page.locator('#you').scrollIntoViewIfNeeded();
       await shot(page, '02-your-face.png');
       return `${bpd}, ${err}`;

@@ -3,11 +3,12 @@
 //! packed once at load so the inner loop reads 8 contiguous weights per 32 multiply-adds).
 //! LLVM vectorises the micro-kernel (SSE/AVX natively, simd128 in wasm). Used in the
 //! browser where there is no WebGPU or only a software fallback adapter; tested against
-//! the reference.
+//! the reference and the PyTorch goldens.
 
+use super::{Backend, Engine, Job, Latents};
+use crate::model::flow::{self as ops, finish, split_geometry, Encoded};
 use crate::model::fold::{edge_class, Conv};
-use crate::model::{Coupling, FoldedModel, Model};
-use crate::reference::{self, ops, Encoded};
+use crate::model::{pixels, rng, Coupling, FoldedModel, Model};
 
 const NR: usize = 8; // output channels per micro-tile
 const MR: usize = 4; // pixels per micro-tile
@@ -144,7 +145,7 @@ struct Step {
 }
 
 /// The fast CPU engine for one model.
-pub struct CpuGlow {
+pub struct CpuEngine {
     model: FoldedModel,
     steps: Vec<Vec<Step>>,
     priors: Vec<Option<PackedConv>>,
@@ -154,7 +155,7 @@ fn dense(batch: usize, h: usize, w: usize, c: usize) -> ops::Geometry {
     ops::Geometry { batch, h, w, in_stride: c, in_offset: 0, out_stride: c, out_offset: 0 }
 }
 
-impl CpuGlow {
+impl CpuEngine {
     pub fn new(model: &Model) -> Self {
         let fm = model.folded.clone();
         let steps = fm
@@ -172,7 +173,7 @@ impl CpuGlow {
             })
             .collect();
         let priors = fm.levels.iter().map(|l| l.prior.as_ref().map(PackedConv::new)).collect();
-        CpuGlow { model: fm, steps, priors }
+        CpuEngine { model: fm, steps, priors }
     }
 
     pub fn model(&self) -> &FoldedModel {
@@ -195,13 +196,13 @@ impl CpuGlow {
     }
 
     fn prior_geometry(&self, l: usize, batch: usize) -> ops::PriorGeometry {
-        reference::split_geometry(&self.model, l, batch)
+        split_geometry(&self.model, l, batch)
     }
 
     /// Encodes RGBA8 images.
     pub fn encode(&self, rgba: &[u8], batch: usize) -> Encoded {
         let cfg = &self.model.config;
-        let x = ops::image_to_x(rgba, cfg.image.channels as usize, cfg.n_bits);
+        let x = pixels::image_to_x(rgba, cfg.image.channels as usize, cfg.n_bits);
         self.encode_x(&x, batch)
     }
 
@@ -259,7 +260,7 @@ impl CpuGlow {
             prev_stride = s.c;
             prev_c = s.c / 2;
         }
-        reference::finish(fm, logdet, logp, eps)
+        finish(fm, logdet, logp, eps)
     }
 
     /// Decodes eps at per-level temperatures to model values `[batch, H, W, channels]`.
@@ -311,6 +312,35 @@ impl CpuGlow {
     /// Decodes to RGBA8.
     pub fn decode(&self, eps: &[f32], batch: usize, temps: &[f32], quantize: bool) -> Vec<u8> {
         let cfg = &self.model.config;
-        ops::x_to_rgba(&self.decode_x(eps, batch, temps), cfg.image.channels as usize, cfg.n_bits, quantize)
+        pixels::x_to_rgba(&self.decode_x(eps, batch, temps), cfg.image.channels as usize, cfg.n_bits, quantize)
+    }
+
+    /// The given latents, or the CPU twin of the GPU generator's draw for a seed.
+    fn latents<'a>(&self, eps: Latents<'a>, n: usize) -> std::borrow::Cow<'a, [f32]> {
+        match eps {
+            Latents::Given(e) => std::borrow::Cow::Borrowed(e),
+            Latents::Seeded(seed) => std::borrow::Cow::Owned(rng::random_eps(seed, n, self.model.dim())),
+        }
+    }
+}
+
+impl Engine for CpuEngine {
+    fn backend(&self) -> Backend {
+        Backend::Cpu
+    }
+    fn device(&self) -> String {
+        format!("CPU engine, 1 thread ({} {})", std::env::consts::ARCH, std::env::consts::OS)
+    }
+    fn encode_rgba<'a>(&'a self, rgba: &'a [u8], n: usize) -> Job<'a, Encoded> {
+        Box::pin(async move { Ok(self.encode(rgba, n)) })
+    }
+    fn encode_x<'a>(&'a self, x: &'a [f32], n: usize) -> Job<'a, Encoded> {
+        Box::pin(async move { Ok(CpuEngine::encode_x(self, x, n)) })
+    }
+    fn decode_rgba<'a>(&'a self, eps: Latents<'a>, n: usize, temps: &'a [f32], quantize: bool) -> Job<'a, Vec<u8>> {
+        Box::pin(async move { Ok(self.decode(&self.latents(eps, n), n, temps, quantize)) })
+    }
+    fn decode_x<'a>(&'a self, eps: Latents<'a>, n: usize, temps: &'a [f32]) -> Job<'a, Vec<f32>> {
+        Box::pin(async move { Ok(CpuEngine::decode_x(self, &self.latents(eps, n), n, temps)) })
     }
 }

@@ -4,9 +4,6 @@
 // both are computed here with the same plain f32 polynomials as the CPU twin: a seed
 // gives the same eps natively, in the browser and on the CPU to a few ulp.
 
-@group(0) @binding(0) var<storage, read_write> eps: array<f32>;
-@group(1) @binding(0) var<uniform> call: Call;
-
 fn hash32(v: u32) -> u32 {
     var x = v;
     x ^= x >> 16u;

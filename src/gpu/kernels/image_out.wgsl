@@ -3,24 +3,12 @@
 // otherwise the continuous value is scaled to 0..255 and floored. One-channel models
 // write grey.
 
-struct ImageParams {
-    pixels: u32,
-    channels: u32,
-    n_bits: u32,
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> rgba: array<u32>;
-@group(1) @binding(0) var<uniform> params: ImageParams;
-@group(1) @binding(1) var<uniform> call: Call;
-
 fn to_u8(v: f32) -> u32 {
     let u = v + 0.5;
     if (call.quantize != 0u) {
         let bins = f32(1u << params.n_bits);
-        let q = clamp(floor(u * bins), 0.0, bins - 1.0);
-        return u32(q * (256.0 / bins));
+        // OpenAI's postprocess: clip(floor((x + 0.5) * n_bins) * (256 / n_bins), 0, 255).
+        return u32(clamp(floor(u * bins) * (256.0 / bins), 0.0, 255.0));
     }
     return u32(clamp(floor(u * 256.0), 0.0, 255.0));
 }

@@ -5,28 +5,6 @@
 //
 // Specialised by the const header: REVERSE.
 
-struct PriorParams {
-    count: u32,  // batch * pixels * cz
-    pixels: u32,
-    cz: u32,
-    z_stride: u32,
-    z_offset: u32,
-    h_image_stride: u32,
-    eps_offset: u32,
-    eps_image_stride: u32,
-    level: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> state: array<f32>;
-@group(0) @binding(1) var<storage, read> h: array<f32>;
-@group(0) @binding(2) var<storage, read_write> eps: array<f32>;
-@group(0) @binding(3) var<storage, read_write> terms: array<f32>;
-@group(1) @binding(0) var<uniform> params: PriorParams;
-@group(1) @binding(1) var<uniform> call: Call;
-
 const LN_2PI: f32 = 1.8378770664093453;
 
 @compute @workgroup_size(256)

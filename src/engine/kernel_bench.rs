@@ -2,9 +2,10 @@
 //! the adapter's matmul limit (the best large square f32 matmul our own kernels reach)
 //! and each level-0 conv class of a model, timed the way the engine runs it.
 
-use super::kernels::{conv_kernel, elementwise_groups, Conv2dParams, KernelKey};
-use super::single::run_kernel_timed;
-use super::GpuContext;
+use crate::gpu::kernels::conv::{Combine, ConvLayout};
+use crate::gpu::kernels::Kernel;
+use crate::gpu::single::run_kernel_timed;
+use crate::gpu::GpuContext;
 use crate::error::Result;
 use crate::model::Model;
 
@@ -25,8 +26,8 @@ fn now_ms() -> f64 {
 /// untimed pass): GPU time from timestamp queries around the pass where the adapter has
 /// them, else wall time with readback. The best pass, not the median: on a shared machine
 /// a pass is only ever slowed down by others; the matmul limit and every conv class are
-/// measured the same way (and as `Glow::profile` times the layers inside the model).
-async fn time_kernel(ctx: &GpuContext, key: KernelKey, groups: (u32, u32, u32), storage: &[Vec<u8>], params: &[u8], reps: usize) -> Result<f64> {
+/// measured the same way (and as `GpuEngine::profile` times the layers inside the model).
+async fn time_kernel(ctx: &GpuContext, key: &dyn Kernel, groups: (u32, u32, u32), storage: &[Vec<u8>], params: &[u8], reps: usize) -> Result<f64> {
     let read = storage.len() - 1;
     run_kernel_timed(ctx, key, storage, params, None, groups, read, 1).await?;
     let mut best = f64::INFINITY;
@@ -46,31 +47,19 @@ pub async fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usiz
     let k = (ksize * ksize) as usize * cin;
     let flop = 2.0 * (m * k * cout) as f64;
     let reps = ((2e9 / flop) as usize).clamp(1, 50);
-    let p = Conv2dParams {
-        batch: (m / (h * w)) as u32,
-        h: h as u32,
-        w: w as u32,
-        cin: cin as u32,
-        cout: cout as u32,
-        in_stride: in_stride as u32,
-        out_stride: cout as u32,
-        m: m as u32,
-        ..Default::default()
-    };
-    let kpad = (9 * cin).div_ceil(4) * 4;
-    let (label, ms) = if ksize == 3 && cin % 4 != 0 && kpad <= width {
-        let pi = Conv2dParams { out_stride: kpad as u32, cout: 0, ..p };
-        let ms_i = time_kernel(ctx, KernelKey::Im2col3, elementwise_groups(m * kpad), &[f(m * in_stride), f(m * kpad)], bytemuck::bytes_of(&pi), reps).await?;
-        let pc = Conv2dParams { cin: kpad as u32, in_stride: kpad as u32, ..p };
-        let (key, groups) = conv_kernel(1, relu, edge, &pc);
-        let storage = [f(m * kpad), f(kpad * cout), f(cout), f(16 * cout), f(m * cout)];
-        let ms_c = time_kernel(ctx, key, groups, &storage, bytemuck::bytes_of(&pc), reps).await?;
-        (format!("im2col3x3 + {}", key.label()), ms_i + ms_c)
-    } else {
-        let (key, groups) = conv_kernel(ksize, relu, edge, &p);
-        let cin4 = cin.div_ceil(4) * 4;
-        let storage = [f(m * in_stride), f((ksize * ksize) as usize * cin4 * cout), f(cout), f(16 * cout), f(m * cout)];
-        (key.label(), time_kernel(ctx, key, groups, &storage, bytemuck::bytes_of(&p), reps).await?)
+    let batch = m / (h * w);
+    // The same layout decision as the engine's (ConvLayout), with placeholder weights.
+    let layout = ConvLayout::new(ksize, cin, cout, &vec![0.01; k * cout], in_stride, cout, 0, (width > 0).then_some(width));
+    let (pre, p) = layout.params(batch, h, w, in_stride, cout, 0);
+    let kernel = layout.kernel(relu, edge, Combine::Store);
+    let storage = [f(m * p.in_stride as usize), f(layout.weights.len()), f(cout), f(16 * cout), f(m * cout)];
+    let ms_c = time_kernel(ctx, &kernel, kernel.groups(&p), &storage, bytemuck::bytes_of(&p), reps).await?;
+    let (label, ms) = match pre {
+        Some((im2col, pi)) => {
+            let ms_i = time_kernel(ctx, &im2col, im2col.groups(&pi), &[f(m * in_stride), f(m * layout.cin)], bytemuck::bytes_of(&pi), reps).await?;
+            (format!("{} + {}", im2col.label(), kernel.label()), ms_i + ms_c)
+        }
+        None => (kernel.label(), ms_c),
     };
     Ok(serde_json::json!({"kernel": label, "m": m, "k": k, "n": cout, "ms": ms, "gflop_per_s": flop / (ms * 1e-3) / 1e9}))
 }

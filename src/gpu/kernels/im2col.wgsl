@@ -7,10 +7,6 @@
 // Uses Conv2dParams (conv_common.wgsl): cin, in_stride, in_offset of the input; out_stride
 // is the row length; cout and out_offset are unused.
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read_write> cols: array<f32>;
-@group(1) @binding(0) var<uniform> params: Conv2dParams;
-
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);

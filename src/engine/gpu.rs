@@ -1,13 +1,21 @@
 //! The GPU engine: a static plan for one model at one batch size. Every pipeline,
-//! buffer and bind group is made in `Glow::new`; a call only writes its inputs, records
+//! buffer and bind group is made in `GpuEngine::new`; a call only writes its inputs, records
 //! one command buffer with one compute pass, and reads back once.
 
 use crate::error::{GlowError, Result};
-use crate::gpu::kernels::*;
+use crate::gpu::kernels::conv::{Combine, ConvLayout};
+use crate::gpu::kernels::coupling::{Coupling as CouplingKernel, CouplingParams};
+use crate::gpu::kernels::image::{self, ImageIn, ImageOut, ImageParams};
+use crate::gpu::kernels::prior::{Prior, PriorParams};
+use crate::gpu::kernels::reduce::{Reduce, ReduceParams};
+use crate::gpu::kernels::rng::Rng;
+use crate::gpu::kernels::squeeze::{Squeeze, SqueezeParams};
+use crate::gpu::kernels::{CallParams, Kernel, KernelCache};
 use crate::gpu::GpuContext;
 use crate::model::fold::Conv;
+use crate::model::flow::{finish, split_geometry, Encoded};
 use crate::model::{Coupling, FoldedModel, Model};
-use crate::reference::{self, Encoded};
+use super::{Backend, Engine, Job, Latents};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
@@ -28,21 +36,19 @@ struct Op {
 struct PendingOp {
     label: String,
     flop: f64,
-    key: KernelKey,
+    kernel: Box<dyn Kernel>,
     buffers: Vec<wgpu::Buffer>,
     params: (u64, u64),
-    uses_call: bool,
     groups: (u32, u32, u32),
 }
 
-/// The folded weights of one conv on the GPU.
+/// The folded weights of one conv on the GPU, laid out for the kernel that runs it.
 struct ConvBuffers {
-    conv: Conv,
-    variant: ConvVariant,
-    /// `Some(cin)` for a 3x3 conv with few input channels that runs as an im2col of its
-    /// input into the `cols` buffer (rows of `conv.cin` = ceil(9 cin / 4) * 4 values) and
-    /// `conv`, a 1x1 conv over those rows (see shaders/im2col.wgsl).
-    im2col: Option<usize>,
+    layout: ConvLayout,
+    relu: bool,
+    has_edge: bool,
+    /// Multiply-adds x2 per output pixel (an im2col'd conv's padding rows not counted).
+    flop_per_pixel: f64,
     weight: wgpu::Buffer,
     bias: wgpu::Buffer,
     edge: wgpu::Buffer,
@@ -122,7 +128,7 @@ pub fn profile_summary(times: &[DispatchTime], limit: Option<f64>, passes: usize
         "note": format!("one compute pass per dispatch, stamped at its start and end; each dispatch's best of {passes} calls")})
 }
 
-pub struct Glow {
+pub struct GpuEngine {
     ctx: Arc<GpuContext>,
     model: FoldedModel,
     batch: usize,
@@ -130,8 +136,8 @@ pub struct Glow {
     encode_ops: Vec<Op>,
     decode_ops: Vec<Op>,
     rng_op: Op,
-    /// Display output floors to n_bits levels when set (OpenAI's bit-exact images).
-    pub quantize_output: bool,
+    /// The first encode dispatch (RGBA8 -> model values), skipped when values are given.
+    image_in_op: Op,
 }
 
 struct Builder<'a> {
@@ -145,15 +151,16 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn push<P: bytemuck::Pod>(&mut self, label: String, key: KernelKey, buffers: Vec<wgpu::Buffer>, p: P, uses_call: bool, groups: (u32, u32, u32)) {
+    fn push<K: Kernel + 'static, P: bytemuck::Pod>(&mut self, label: String, kernel: K, buffers: Vec<wgpu::Buffer>, p: P, groups: (u32, u32, u32)) {
         let off = self.params.len();
-        let bytes = bytemuck::bytes_of(&p);
+        let bytes = if kernel.params().is_some() { bytemuck::bytes_of(&p) } else { &[] };
         self.params.extend_from_slice(bytes);
         let padded = self.params.len().div_ceil(self.align) * self.align;
         self.params.resize(padded, 0);
-        self.pending.push(PendingOp { label, flop: 0.0, key, buffers, params: (off as u64, bytes.len() as u64), uses_call, groups });
+        self.pending.push(PendingOp { label, flop: 0.0, kernel: Box::new(kernel), buffers, params: (off as u64, bytes.len() as u64), groups });
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn conv(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize) {
         self.conv_into(label, cb, batch, h, w, input, in_stride, output, out_stride, 0, Combine::Store);
     }
@@ -162,45 +169,18 @@ impl<'a> Builder<'a> {
     /// `out_stride` floats apart.
     #[allow(clippy::too_many_arguments)]
     fn conv_into(&mut self, label: String, cb: &ConvBuffers, batch: usize, h: usize, w: usize, input: &wgpu::Buffer, in_stride: usize, output: &wgpu::Buffer, out_stride: usize, out_offset: usize, combine: Combine) {
-        let c = &cb.conv;
-        let m = batch * h * w;
-        let (mut input, mut in_stride) = (input.clone(), in_stride);
-        if let Some(cin) = cb.im2col {
-            let p = Conv2dParams {
-                batch: batch as u32,
-                h: h as u32,
-                w: w as u32,
-                cin: cin as u32,
-                in_stride: in_stride as u32,
-                out_stride: c.cin as u32,
-                m: m as u32,
-                ..Default::default()
-            };
+        let (pre, p) = cb.layout.params(batch, h, w, in_stride, out_stride, out_offset);
+        let mut input = input.clone();
+        if let Some((k, pi)) = pre {
             let cols = self.cols.clone();
-            self.push(format!("{label}/im2col"), KernelKey::Im2col3, vec![input, cols.clone()], p, false, elementwise_groups(m * c.cin));
-            (input, in_stride) = (cols, c.cin);
+            self.push(format!("{label}/im2col"), k, vec![input, cols.clone()], pi, k.groups(&pi));
+            input = cols;
         }
-        let p = Conv2dParams {
-            batch: batch as u32,
-            h: h as u32,
-            w: w as u32,
-            cin: c.cin as u32,
-            cout: c.cout as u32,
-            in_stride: in_stride as u32,
-            in_offset: 0,
-            out_stride: out_stride as u32,
-            out_offset: out_offset as u32,
-            m: m as u32,
-            _pad: [0; 2],
-        };
-        debug_assert_eq!(conv_variant(&p), cb.variant, "{label}: uploaded for another layout");
-        let (key, groups) = conv_dispatch(cb.variant, c.ksize as u32, c.relu, c.edge.is_some(), combine, &p);
+        let kernel = cb.layout.kernel(cb.relu, cb.has_edge, combine);
         let bufs = vec![input, cb.weight.clone(), cb.bias.clone(), cb.edge.clone(), output.clone()];
-        self.push(label, key, bufs, p, false, groups);
+        self.push(label, kernel, bufs, p, kernel.groups(&p));
         if let Some(op) = self.pending.last_mut() {
-            // The conv's own multiply-adds (an im2col'd conv's padding rows not counted).
-            let k = cb.im2col.map_or(c.ksize * c.ksize * c.cin, |cin| 9 * cin);
-            op.flop = 2.0 * (m * k * c.cout) as f64;
+            op.flop = cb.flop_per_pixel * (batch * h * w) as f64;
         }
     }
 
@@ -216,7 +196,7 @@ impl<'a> Builder<'a> {
         });
         let mut ops = Vec::new();
         for p in self.pending {
-            let k = self.kernels.get(device, p.key);
+            let k = self.kernels.get(device, p.kernel.as_ref());
             let entries: Vec<wgpu::BindGroupEntry> = p
                 .buffers
                 .iter()
@@ -228,16 +208,19 @@ impl<'a> Builder<'a> {
                 layout: &k.storage_layout,
                 entries: &entries,
             });
-            // The rng kernel's only uniform is the call values.
-            let mut u = if p.key == KernelKey::Rng { Vec::new() } else { vec![wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &uniforms,
-                    offset: p.params.0,
-                    size: wgpu::BufferSize::new(p.params.1),
-                }),
-            }] };
-            if p.uses_call {
+            // Group 1: the kernel's params (if it has any), then the call values (if used).
+            let mut u = Vec::new();
+            if p.kernel.params().is_some() {
+                u.push(wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniforms,
+                        offset: p.params.0,
+                        size: wgpu::BufferSize::new(p.params.1),
+                    }),
+                });
+            }
+            if p.kernel.uses_call() {
                 u.push(wgpu::BindGroupEntry { binding: u.len() as u32, resource: call.as_entire_binding() });
             }
             let ub = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -245,16 +228,16 @@ impl<'a> Builder<'a> {
                 layout: &k.uniform_layout,
                 entries: &u,
             });
-            ops.push(Op { label: p.label, kernel: p.key.label(), flop: p.flop, pipeline: k.pipeline.clone(), storage, uniforms: ub, groups: p.groups });
+            ops.push(Op { label: p.label, kernel: p.kernel.label(), flop: p.flop, pipeline: k.pipeline.clone(), storage, uniforms: ub, groups: p.groups });
         }
         (ops, uniforms, self.kernels)
     }
 }
 
 /// The prior kernel's parameters for level `l`: the same geometry as the CPU
-/// reference's (`reference::split_geometry`), so the two cannot drift apart.
+/// CPU's (`model::flow::split_geometry`), so the two cannot drift apart.
 fn prior_params(model: &FoldedModel, l: usize, batch: usize) -> PriorParams {
-    let g = reference::split_geometry(model, l, batch);
+    let g = split_geometry(model, l, batch);
     PriorParams {
         count: (batch * g.pixels * g.cz) as u32,
         pixels: g.pixels as u32,
@@ -265,7 +248,7 @@ fn prior_params(model: &FoldedModel, l: usize, batch: usize) -> PriorParams {
         eps_offset: g.eps_offset as u32,
         eps_image_stride: g.eps_image_stride as u32,
         level: l as u32,
-        _pad: [0; 3],
+        ..Default::default()
     }
 }
 
@@ -290,7 +273,7 @@ fn init(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
     })
 }
 
-impl Glow {
+impl GpuEngine {
     /// Builds the static plan for `model` at `batch` images per dispatch.
     pub async fn new(ctx: Arc<GpuContext>, model: &Model, batch: usize) -> Result<Self> {
         if batch == 0 || batch > 1024 {
@@ -306,7 +289,7 @@ impl Glow {
         let largest = (batch * d).max(hmax) as u64 * 4;
         let limit = ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size);
         if largest > limit {
-            return Err(GlowError::Gpu(format!(
+            return Err(GlowError::OutOfMemory(format!(
                 "batch {batch} needs a {largest}-byte buffer, the adapter allows {limit}: use a smaller batch"
             )));
         }
@@ -344,33 +327,16 @@ impl Glow {
         // writes h2); then a 3x3 conv whose input channels are not a multiple of 4 becomes
         // im2col + a 1x1 conv over ceil(9 cin / 4) * 4 channels (no masked vec4 lanes).
         let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize, out_offset: usize, cols_ok: bool| {
-            let kpad = (9 * c.cin).div_ceil(4) * 4;
-            let (c, in_stride, im2col) = if cols_ok && c.ksize == 3 && c.cin % 4 != 0 && kpad <= width {
-                let mut weight = c.weight.clone();
-                weight.resize(kpad * c.cout, 0.0);
-                (Conv { ksize: 1, cin: kpad, weight, ..c.clone() }, kpad, Some(c.cin))
-            } else {
-                (c.clone(), in_stride, None)
-            };
-            let c = &c;
-            let shape = Conv2dParams {
-                cin: c.cin as u32,
-                cout: c.cout as u32,
-                in_stride: in_stride as u32,
-                out_stride: out_stride as u32,
-                out_offset: out_offset as u32,
-                ..Default::default()
-            };
-            let variant = conv_variant(&shape);
-            let w = conv_weights(variant, c.ksize * c.ksize, c.cin, c.cout, &c.weight);
+            let layout = ConvLayout::new(c.ksize as u32, c.cin, c.cout, &c.weight, in_stride, out_stride, out_offset, cols_ok.then_some(width));
             ConvBuffers {
-            conv: c.clone(),
-            variant,
-            im2col,
-            weight: init(device, &format!("{label}.weight"), &w),
-            bias: init(device, &format!("{label}.bias"), &c.bias),
-            edge: c.edge.as_ref().map_or_else(|| dummy.clone(), |e| init(device, &format!("{label}.edge"), e)),
-        }
+                weight: init(device, &format!("{label}.weight"), &layout.weights),
+                layout,
+                relu: c.relu,
+                has_edge: c.edge.is_some(),
+                flop_per_pixel: 2.0 * (c.ksize * c.ksize * c.cin * c.cout) as f64,
+                bias: init(device, &format!("{label}.bias"), &c.bias),
+                edge: c.edge.as_ref().map_or_else(|| dummy.clone(), |e| init(device, &format!("{label}.edge"), e)),
+            }
         };
         // Weights on the GPU, per level: per step (forward, inverse, f1, f2, f3), and the prior.
         let mut steps = Vec::new();
@@ -401,8 +367,8 @@ impl Glow {
 
         // ---- encode ----
         let mut eb = Builder { ctx: &ctx, cols: buffers.h2.clone(), kernels: KernelCache::default(), params: Vec::new(), align, pending: Vec::new() };
-        let img = ImageParams { pixels: (batch * hw) as u32, channels: c0 as u32, n_bits: cfg.n_bits, _pad: 0 };
-        eb.push("image_in".into(), KernelKey::ImageIn, vec![b.image_in.clone(), b.x.clone()], img, false, elementwise_groups(batch * hw));
+        let img = ImageParams { pixels: (batch * hw) as u32, channels: c0 as u32, n_bits: cfg.n_bits, _pad0: 0 };
+        eb.push("image_in".into(), ImageIn, vec![b.image_in.clone(), b.x.clone()], img, image::groups(&img));
         let mut prev = b.x.clone();
         let (mut prev_stride, mut prev_c) = (c0, c0);
         let mut cur = 0;
@@ -417,9 +383,9 @@ impl Glow {
                 c: prev_c as u32,
                 stride: prev_stride as u32,
                 offset: 0,
-                _pad: [0; 2],
+                ..Default::default()
             };
-            eb.push(format!("L{l}/squeeze"), KernelKey::Squeeze { unsqueeze: false }, vec![prev.clone(), dst], sq, false, elementwise_groups(batch * p * c));
+            eb.push(format!("L{l}/squeeze"), Squeeze { unsqueeze: false }, vec![prev.clone(), dst], sq, Squeeze { unsqueeze: false }.groups(&sq));
             for (k, w) in steps[l].iter().enumerate() {
                 let n = format!("L{l}/S{k}");
                 eb.conv(format!("{n}/affine"), &w[0], batch, s.h, s.w, &b.state[cur], c, &b.state[1 - cur], c);
@@ -435,23 +401,25 @@ impl Glow {
             };
             let pp = prior_params(&fm, l, batch);
             let cz = pp.cz as usize;
-            eb.push(format!("L{l}/prior_standardize"), KernelKey::Prior { reverse: false }, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, true, elementwise_groups(batch * p * cz));
-            eb.push(format!("L{l}/prior_sum"), KernelKey::Reduce, vec![b.terms.clone(), b.acc.clone()], ReduceParams { n: (p * cz) as u32, _pad: [0; 3] }, false, (batch as u32, 1, 1));
+            let prior = Prior { reverse: false };
+            eb.push(format!("L{l}/prior_standardize"), prior, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, prior.groups(&pp));
+            eb.push(format!("L{l}/prior_sum"), Reduce, vec![b.terms.clone(), b.acc.clone()], ReduceParams { n: (p * cz) as u32, ..Default::default() }, Reduce.groups(batch));
             prev = b.state[cur].clone();
             prev_stride = c;
             prev_c = c / 2;
             cur = 1 - cur;
         }
-        let (encode_ops, _u1, kernels) = eb.finish(&call);
+        let (mut encode_ops, _u1, kernels) = eb.finish(&call);
+        let image_in_op = encode_ops.remove(0);
 
         // ---- decode ----
         let mut db = Builder { ctx: &ctx, cols: buffers.h2.clone(), kernels, params: Vec::new(), align, pending: Vec::new() };
-        db.push("rng".into(), KernelKey::Rng, vec![b.eps.clone()], ReduceParams::default(), true, elementwise_groups(batch * d));
+        db.push("rng".into(), Rng, vec![b.eps.clone()], (), Rng.groups(batch * d));
         let mut cur = 0;
         for l in (0..nl).rev() {
             let lev = &fm.levels[l];
             let s = lev.shape;
-            let (p, c) = (s.pixels(), s.c);
+            let c = s.c;
             let hbuf = match &priors[l] {
                 None => b.top.clone(),
                 Some(pw) => {
@@ -463,17 +431,17 @@ impl Glow {
                         c: (sb.c / 4) as u32,
                         stride: c as u32,
                         offset: 0,
-                        _pad: [0; 2],
+                        ..Default::default()
                     };
-                    db.push(format!("L{l}/unsqueeze"), KernelKey::Squeeze { unsqueeze: true }, vec![b.state[cur].clone(), b.state[1 - cur].clone()], un, false, elementwise_groups(batch * sb.pixels() * sb.c));
+                    db.push(format!("L{l}/unsqueeze"), Squeeze { unsqueeze: true }, vec![b.state[cur].clone(), b.state[1 - cur].clone()], un, Squeeze { unsqueeze: true }.groups(&un));
                     cur = 1 - cur;
                     db.conv(format!("L{l}/prior"), pw, batch, s.h, s.w, &b.state[cur], c, &b.h3, c);
                     b.h3.clone()
                 }
             };
             let pp = prior_params(&fm, l, batch);
-            let cz = pp.cz as usize;
-            db.push(format!("L{l}/prior_sample"), KernelKey::Prior { reverse: true }, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, true, elementwise_groups(batch * p * cz));
+            let prior = Prior { reverse: true };
+            db.push(format!("L{l}/prior_sample"), prior, vec![b.state[cur].clone(), hbuf, b.eps.clone(), b.terms.clone()], pp, prior.groups(&pp));
             for (k, w) in steps[l].iter().enumerate().rev() {
                 let n = format!("L{l}/S{k}");
                 Self::coupling_ops(&mut db, &n, w, batch, s.h, s.w, c, width, &b.state[cur], b, affine, true);
@@ -488,17 +456,17 @@ impl Glow {
             c: c0 as u32,
             stride: c0 as u32,
             offset: 0,
-            _pad: [0; 2],
+            ..Default::default()
         };
-        db.push("L0/unsqueeze_image".into(), KernelKey::Squeeze { unsqueeze: true }, vec![b.state[cur].clone(), b.x.clone()], un, false, elementwise_groups(batch * s0.pixels() * s0.c));
-        db.push("image_out".into(), KernelKey::ImageOut, vec![b.x.clone(), b.image_out.clone()], img, true, elementwise_groups(batch * hw));
+        db.push("L0/unsqueeze_image".into(), Squeeze { unsqueeze: true }, vec![b.state[cur].clone(), b.x.clone()], un, Squeeze { unsqueeze: true }.groups(&un));
+        db.push("image_out".into(), ImageOut, vec![b.x.clone(), b.image_out.clone()], img, image::groups(&img));
         let (mut decode_ops, _u2, _k) = db.finish(&call);
         let rng_op = decode_ops.remove(0);
-        Ok(Glow { ctx: ctx.clone(), model: fm, batch, buffers, encode_ops, decode_ops, rng_op, quantize_output: false })
+        Ok(GpuEngine { ctx: ctx.clone(), model: fm, batch, buffers, encode_ops, decode_ops, rng_op, image_in_op })
     }
 }
 
-impl Glow {
+impl GpuEngine {
     /// The coupling net f(z1) and the combine into z2, both directions.
     #[allow(clippy::too_many_arguments)]
     fn coupling_ops(bld: &mut Builder, name: &str, w: &[ConvBuffers; 5], batch: usize, h: usize, wd: usize, c: usize, width: usize, state: &wgpu::Buffer, b: &Buffers, affine: bool, reverse: bool) {
@@ -512,13 +480,14 @@ impl Glow {
             bld.conv_into(format!("{name}/f3"), &w[4], batch, h, wd, &b.h2, width, state, c, half, combine);
             return;
         }
-        let cf = w[4].conv.cout;
+        let cf = w[4].layout.cout;
         bld.conv(format!("{name}/f3"), &w[4], batch, h, wd, &b.h2, width, &b.h3, cf);
         let count = batch * h * wd * half;
-        let p = CouplingParams { count: count as u32, c: c as u32, half: half as u32, _pad: 0 };
-        bld.push(format!("{name}/coupling"), KernelKey::Coupling { affine, reverse }, vec![state.clone(), b.h3.clone(), b.terms.clone()], p, false, elementwise_groups(count));
+        let p = CouplingParams { count: count as u32, c: c as u32, half: half as u32, _pad0: 0 };
+        let k = CouplingKernel { affine, reverse };
+        bld.push(format!("{name}/coupling"), k, vec![state.clone(), b.h3.clone(), b.terms.clone()], p, k.groups(&p));
         if affine && !reverse {
-            bld.push(format!("{name}/logdet_sum"), KernelKey::Reduce, vec![b.terms.clone(), b.acc.clone()], ReduceParams { n: (h * wd * half) as u32, _pad: [0; 3] }, false, (batch as u32, 1, 1));
+            bld.push(format!("{name}/logdet_sum"), Reduce, vec![b.terms.clone(), b.acc.clone()], ReduceParams { n: (h * wd * half) as u32, ..Default::default() }, Reduce.groups(batch));
         }
     }
 
@@ -534,12 +503,13 @@ impl Glow {
     pub fn adapter_info(&self) -> String {
         self.ctx.adapter_description()
     }
-    /// Number of dispatches in one encode and one decode (for benchmarks and tests).
+    /// Number of dispatches in one encode and one decode of given latents (for
+    /// benchmarks and tests).
     pub fn dispatch_counts(&self) -> (usize, usize) {
-        (self.encode_ops.len(), self.decode_ops.len())
+        (self.encode_ops.len() + 1, self.decode_ops.len())
     }
 
-    fn write_call(&self, seed: u32, base: u32, temps: &[f32]) {
+    fn write_call(&self, seed: u32, base: u32, temps: &[f32], quantize: bool) {
         let mut t = [0f32; 8];
         for (d, s) in t.iter_mut().zip(temps) {
             *d = *s;
@@ -548,7 +518,7 @@ impl Glow {
             seed,
             count: (self.batch * self.model.dim()) as u32,
             base,
-            quantize: self.quantize_output as u32,
+            quantize: quantize as u32,
             temps: t,
         };
         self.ctx.queue.write_buffer(&self.buffers.call, 0, bytemuck::bytes_of(&call));
@@ -599,10 +569,11 @@ impl Glow {
         if decode {
             ops.push(&self.rng_op);
             ops.extend(self.decode_ops.iter());
-            self.write_call(1, 0, &[0.7; 8]);
+            self.write_call(1, 0, &[0.7; 8], false);
         } else {
+            ops.push(&self.image_in_op);
             ops.extend(self.encode_ops.iter());
-            self.write_call(0, 0, &[1.0; 8]);
+            self.write_call(0, 0, &[1.0; 8], false);
         }
         let mut times = Vec::with_capacity(ops.len());
         // A query set holds at most 4096 queries: profile in chunks of 2048 dispatches.
@@ -635,38 +606,29 @@ impl Glow {
         Ok(Some(times))
     }
 
-    fn check_n(&self, n: usize, what: &str) -> Result<()> {
-        if n == 0 {
-            return Err(GlowError::Input(format!("{what}: no images given")));
-        }
-        Ok(())
-    }
-
-    /// Encodes RGBA8 images (`n * H * W * 4` bytes) to eps and bits/dim.
-    pub async fn encode(&self, rgba: &[u8], n: usize) -> Result<Encoded> {
-        self.check_n(n, "encode")?;
+    /// Encodes `n` images, given as RGBA8 (converted on the GPU) or as model values.
+    async fn run_encode(&self, rgba: Option<&[u8]>, x: Option<&[f32]>, n: usize) -> Result<Encoded> {
         let hw = self.model.config.image.height as usize * self.model.config.image.width as usize;
-        if rgba.len() != n * hw * 4 {
-            return Err(GlowError::Image(format!(
-                "expected {n} RGBA images of {}x{} ({} bytes), got {} bytes",
-                self.model.config.image.width,
-                self.model.config.image.height,
-                n * hw * 4,
-                rgba.len()
-            )));
-        }
         let d = self.model.dim();
         let mut eps = Vec::with_capacity(n * d);
         let mut logp_plus = Vec::with_capacity(n);
         for start in (0..n).step_by(self.batch) {
             let k = (n - start).min(self.batch);
-            let mut chunk = vec![0u8; self.batch * hw * 4];
-            chunk[..k * hw * 4].copy_from_slice(&rgba[start * hw * 4..(start + k) * hw * 4]);
-            self.ctx.queue.write_buffer(&self.buffers.image_in, 0, &chunk);
-            self.write_call(0, 0, &[1.0; 8]);
+            let mut ops: Vec<&Op> = Vec::new();
+            if let Some(rgba) = rgba {
+                let mut chunk = vec![0u8; self.batch * hw * 4];
+                chunk[..k * hw * 4].copy_from_slice(&rgba[start * hw * 4..(start + k) * hw * 4]);
+                self.ctx.queue.write_buffer(&self.buffers.image_in, 0, &chunk);
+                ops.push(&self.image_in_op);
+            } else if let Some(x) = x {
+                let mut chunk = vec![0f32; self.batch * d];
+                chunk[..k * d].copy_from_slice(&x[start * d..(start + k) * d]);
+                self.ctx.queue.write_buffer(&self.buffers.x, 0, bytemuck::cast_slice(&chunk));
+            }
+            self.write_call(0, 0, &[1.0; 8], false);
             let eps_bytes = (k * d * 4) as u64;
             let acc_off = eps_bytes.div_ceil(256) * 256;
-            let ops: Vec<&Op> = self.encode_ops.iter().collect();
+            ops.extend(self.encode_ops.iter());
             let cb = self.record(&ops, &[(&self.buffers.eps, 0, eps_bytes), (&self.buffers.acc, acc_off, (k * 4) as u64)], true);
             self.ctx.queue.submit([cb]);
             let bytes = self.ctx.read_back(&self.buffers.staging, acc_off + (k * 4) as u64).await?;
@@ -676,25 +638,17 @@ impl Glow {
         // acc holds the prior log-density plus (affine) the data-dependent logdet. The
         // split between the two is not needed for bits/dim; report it as logp.
         let logdet = vec![self.model.logdet_const; n];
-        Ok(reference::finish(&self.model, logdet, logp_plus, eps))
+        Ok(finish(&self.model, logdet, logp_plus, eps))
     }
 
-    async fn run_decode(&self, eps: Option<&[f32]>, seed: u32, n: usize, temps: &[f32], out: Output) -> Result<Vec<u8>> {
-        self.check_n(n, "decode")?;
+    async fn run_decode(&self, eps: Latents<'_>, n: usize, temps: &[f32], out: Output, quantize: bool) -> Result<Vec<u8>> {
         let cfg = &self.model.config;
         let d = self.model.dim();
         let hw = (cfg.image.height * cfg.image.width) as usize;
-        if temps.len() != cfg.levels as usize {
-            return Err(GlowError::Input(format!("{} temperatures for {} levels", temps.len(), cfg.levels)));
-        }
-        if let Some(e) = eps {
-            if e.len() != n * d {
-                return Err(GlowError::Input(format!("eps has {} values, expected {n} x {d}", e.len())));
-            }
-            if let Some(i) = e.iter().position(|v| !v.is_finite()) {
-                return Err(GlowError::Input(format!("eps value at index {i} is not finite")));
-            }
-        }
+        let (eps, seed) = match eps {
+            Latents::Given(e) => (Some(e), 0),
+            Latents::Seeded(s) => (None, s),
+        };
         let per_image = match out {
             Output::Rgba => hw * 4,
             Output::X => d * 4,
@@ -711,7 +665,7 @@ impl Glow {
                 }
                 None => ops.push(&self.rng_op),
             }
-            self.write_call(seed, (start * d) as u32, temps);
+            self.write_call(seed, (start * d) as u32, temps, quantize);
             ops.extend(self.decode_ops.iter());
             let (src, size) = match out {
                 Output::Rgba => (&self.buffers.image_out, (k * hw * 4) as u64),
@@ -724,24 +678,31 @@ impl Glow {
         Ok(result)
     }
 
-    /// Decodes eps (`n * dim` values) at per-level temperatures to RGBA8 images.
-    pub async fn decode(&self, eps: &[f32], n: usize, temps: &[f32]) -> Result<Vec<u8>> {
-        self.run_decode(Some(eps), 0, n, temps, Output::Rgba).await
-    }
+}
 
-    /// Decodes to the model's continuous output values (`n * H * W * channels`).
-    pub async fn decode_x(&self, eps: &[f32], n: usize, temps: &[f32]) -> Result<Vec<f32>> {
-        let bytes = self.run_decode(Some(eps), 0, n, temps, Output::X).await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+impl Engine for GpuEngine {
+    fn backend(&self) -> Backend {
+        Backend::Gpu
     }
-
-    /// Samples `n` images: eps drawn on the GPU from `seed`, then decoded.
-    pub async fn sample(&self, n: usize, temps: &[f32], seed: u32) -> Result<Vec<u8>> {
-        self.run_decode(None, seed, n, temps, Output::Rgba).await
+    fn gpu(&self) -> Option<&GpuEngine> {
+        Some(self)
     }
-
-    pub async fn sample_x(&self, n: usize, temps: &[f32], seed: u32) -> Result<Vec<f32>> {
-        let bytes = self.run_decode(None, seed, n, temps, Output::X).await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    fn device(&self) -> String {
+        self.ctx.adapter_description()
+    }
+    fn encode_rgba<'a>(&'a self, rgba: &'a [u8], n: usize) -> Job<'a, Encoded> {
+        Box::pin(self.run_encode(Some(rgba), None, n))
+    }
+    fn encode_x<'a>(&'a self, x: &'a [f32], n: usize) -> Job<'a, Encoded> {
+        Box::pin(self.run_encode(None, Some(x), n))
+    }
+    fn decode_rgba<'a>(&'a self, eps: Latents<'a>, n: usize, temps: &'a [f32], quantize: bool) -> Job<'a, Vec<u8>> {
+        Box::pin(self.run_decode(eps, n, temps, Output::Rgba, quantize))
+    }
+    fn decode_x<'a>(&'a self, eps: Latents<'a>, n: usize, temps: &'a [f32]) -> Job<'a, Vec<f32>> {
+        Box::pin(async move {
+            let bytes = self.run_decode(eps, n, temps, Output::X, false).await?;
+            Ok(bytemuck::pod_collect_to_vec(&bytes))
+        })
     }
 }

@@ -1,17 +1,6 @@
 // Per-image sum: acc[b] += sum(terms[b * n .. (b + 1) * n]). One workgroup per image,
 // a fixed summation order, so the result is deterministic.
 
-struct ReduceParams {
-    n: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<storage, read> terms: array<f32>;
-@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
-@group(1) @binding(0) var<uniform> params: ReduceParams;
-
 var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)

@@ -8,13 +8,6 @@
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE, COMBINE (0: store the
 // result; 1 / -1: add it to / subtract it from what the output holds).
 
-@group(0) @binding(0) var<storage, read> input: array<f32>;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> edge: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
-@group(1) @binding(0) var<uniform> params: Conv2dParams;
-
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 const RADIUS: i32 = i32(KSIZE / 2u);

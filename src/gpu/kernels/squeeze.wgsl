@@ -4,21 +4,6 @@
 //
 // Specialised by the const header: UNSQUEEZE (false: big -> small).
 
-struct SqueezeParams {
-    count: u32,  // batch * h * w * 4c
-    h: u32,
-    w: u32,
-    c: u32,
-    stride: u32,
-    offset: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-@group(1) @binding(0) var<uniform> params: SqueezeParams;
-
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);

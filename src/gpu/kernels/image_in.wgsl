@@ -1,17 +1,6 @@
 // RGBA8 pixels (one u32 each, red in the low byte) -> model input: quantized to n_bits,
 // scaled to [-0.5, 0.5), plus the bin centre. One-channel models read red.
 
-struct ImageParams {
-    pixels: u32,
-    channels: u32,
-    n_bits: u32,
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<storage, read> rgba: array<u32>;
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(1) @binding(0) var<uniform> params: ImageParams;
-
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);

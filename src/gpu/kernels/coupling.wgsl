@@ -6,18 +6,6 @@
 //
 // Specialised by the const header: AFFINE, REVERSE.
 
-struct CouplingParams {
-    count: u32,  // batch * pixels * half
-    c: u32,
-    half: u32,
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<storage, read_write> state: array<f32>;
-@group(0) @binding(1) var<storage, read> h: array<f32>;
-@group(0) @binding(2) var<storage, read_write> terms: array<f32>;
-@group(1) @binding(0) var<uniform> params: CouplingParams;
-
 fn log_sigmoid(a: f32) -> f32 {
     if (a >= 0.0) {
         return -log(1.0 + exp(-a));

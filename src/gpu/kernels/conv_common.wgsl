@@ -1,20 +1,5 @@
-// Shared by the conv kernels (conv2d, conv2d_vec4, conv2d_skinny): their parameters,
-// mirrored by Conv2dParams in src/gpu/kernels.rs.
-
-struct Conv2dParams {
-    batch: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    cout: u32,
-    in_stride: u32,
-    in_offset: u32,
-    out_stride: u32,
-    out_offset: u32,
-    m: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// Shared by the conv kernels (conv2d, conv2d_vec4, conv2d_skinny) and im2col; their
+// parameters (Conv2dParams) are generated from src/gpu/kernels/conv.rs.
 
 // Border class of a pixel for the edge-bias table: bit 0 top row, bit 1 bottom row,
 // bit 2 left column, bit 3 right column.
@@ -31,7 +16,7 @@ fn border_class(y: u32, x: u32, h: u32, w: u32) -> u32 {
 // Consecutive threads take consecutive pixel blocks, so neighbouring lanes read the same
 // weights (measured on lavapipe: the 1024^3 matmul 7.4 -> 8.0 GFLOP/s against lanes along
 // channels). Returns (channel block, pixel block, 1 if the thread has a tile).
-// Mirrored by `conv_tile_groups` in src/gpu/kernels.rs.
+// Mirrored by `conv_tile_groups` in src/gpu/kernels/conv.rs.
 fn conv_tile(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, blocks: u32) -> vec3<u32> {
     let tx = min(blocks, 8u);
     let ty = 64u / tx;
