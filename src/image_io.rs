@@ -192,7 +192,9 @@ fn rows(
 fn jpeg_rows(bytes: &[u8], w: u32, h: u32, row: &mut dyn FnMut(u32, &[u8], usize)) -> Result<Option<(u32, u32)>> {
     use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
     // libjpeg reports a fatal error by unwinding (the `mozjpeg` crate's error manager, with a
-    // String payload and no panic message); it is caught here and becomes an error.
+    // "libjpeg fatal error: ..." String payload and no panic message); it is caught here and
+    // becomes an error. Its warnings are silent: a truncated file decodes with its missing rows
+    // grey (PIL refuses one unless ImageFile.LOAD_TRUNCATED_IMAGES is set).
     let run = catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Result<Option<(u32, u32)>>> {
         let mut d = mozjpeg::Decompress::new_mem(bytes)?;
         let (dw, dh) = (d.width() as u32, d.height() as u32);
@@ -217,8 +219,10 @@ fn jpeg_rows(bytes: &[u8], w: u32, h: u32, row: &mut dyn FnMut(u32, &[u8], usize
     match run {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Err(GlowError::Image(format!("cannot decode the JPEG: {e}"))),
+        // Only libjpeg's own errors become errors; any other panic goes on unwinding.
         Err(payload) => match payload.downcast::<String>() {
-            Ok(msg) => Err(GlowError::Image(format!("cannot decode the JPEG: {msg}"))),
+            Ok(msg) if msg.starts_with("libjpeg") => Err(GlowError::Image(format!("cannot decode the JPEG: {msg}"))),
+            Ok(msg) => resume_unwind(msg),
             Err(other) => resume_unwind(other),
         },
     }
