@@ -52,7 +52,8 @@ mod cli {
 
     #[derive(clap::Args, Clone)]
     struct ImageArgs {
-        /// Centre-crop images to the model's aspect ratio and resize them (bilinear) to its size
+        /// Centre-crop images to the model's aspect ratio and resize them to its size (area average
+        /// when shrinking, linear when enlarging, straight from the 8-bit rows)
         #[arg(long)]
         fit: bool,
         /// Apply the model's recorded crop/pad (model.json "preprocess") to raw source images,
