@@ -16,9 +16,11 @@ Checks: (a) the two ranks of B hold bit-identical parameters after every step; (
 parameters match A's after every step, and B's checkpoint (EMA, Adam, data order, RNG
 states, test bits/dim) matches A's; (c) D matches C after every step (a 2-process
 checkpoint resumes in 1 process) and E's final checkpoint matches C's (1 -> 2 processes,
-through the real launcher); rank 0 alone writes the log.
+through the real launcher); rank 0 alone writes the log. Also --init-from: C's run exported
+by export.py and started again from that directory holds the file's weights and, at step 0,
+evaluates to the bits/dim that export.py wrote into model.json.
 
-Tolerance for (b)-(d): 1e-9 absolute on parameters (weights are O(0.1-1)). In float64 the
+Tolerance for (b) and (c): 1e-9 absolute on parameters (weights are O(0.1-1)). In float64 the
 runs differ only in rounding: the shards are encoded as separate smaller batches and the
 gradient is summed in another order (per-rank partial sums, then the all-reduce), ~1e-16
 relative each. Adam then divides by sqrt(v) + 1e-8: an absolute gradient difference d
@@ -214,6 +216,25 @@ def main():
             ckE = load_ckpt(dE)
             check("torchrun run records 2 processes", ckE.get("world") == 2, str(ckE.get("world")))
             compare_ckpts("(c) 1-process checkpoint resumed by torchrun in 2 processes", ckC, ckE)
+        # --init-from: export C's run (f16 weights + model.json metrics), start a new run from it
+        import export
+        meta = export.export(dA, os.path.join(tmp, "model"))
+        dF = os.path.join(tmp, "F")
+        run_here(["--init-from", os.path.join(tmp, "model"), "--run-dir", dF, "--max-steps", "0", "--cpu",
+                  "--threads", "1", "--eval-batch", "64"])  # export evaluates in batches of 64
+        ckF = load_ckpt(dF)
+        from safetensors.numpy import load_file
+        f16 = load_file(os.path.join(tmp, "model", "weights.safetensors"))
+        g = T.GlowModel(ckF["cfg"])
+        g.load_state_dict(ckF["model"])
+        dw = max(maxdiff(p.detach().double(), torch.from_numpy(f16[k].astype("float64")))
+                 for k, p in g.format_tensors().items())
+        check("--init-from: the run starts from the file's f16 weights exactly", dw == 0.0, f"max |d| {dw:.1e}")
+        h, m = ckF["history"][0], meta["metrics"]
+        d0 = max(abs(h["test_bpd_ema"] - m["test_bpd"]), abs(h["test_bpd_ema_dequantized"] - m["test_bpd_dequantized"]))
+        check("--init-from: step-0 test bits/dim = model.json's (rounded to 5 decimals)", h["step"] == 0 and d0 <= 6e-6,
+              f"{h['test_bpd_ema']:.6f} / {h['test_bpd_ema_dequantized']:.6f} vs {m['test_bpd']} / "
+              f"{m['test_bpd_dequantized']}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     n_ok = sum(results)

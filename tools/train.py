@@ -739,11 +739,11 @@ def train(args, on_step=None):
     env = dist_env()
     rank, world, local_rank = env if env else (0, 1, 0)
     use_cuda = torch.cuda.is_available() and not args.cpu
-    if use_cuda:
-        device = f"cuda:{local_rank}" if env else "cuda"
-        torch.cuda.set_device(torch.device(device))
+    if use_cuda and env:
+        device = f"cuda:{local_rank}"  # one GPU per process
+        torch.cuda.set_device(local_rank)
     else:
-        device = "cpu"
+        device = "cuda" if use_cuda else "cpu"
     if env:
         import datetime
         dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
