@@ -178,6 +178,8 @@ def export(run_dir, out_dir=None, which="last", samples=None, name=None, tempera
             f"{prior_steps}-{prior_steps + int(info['step'])} continued from those (exported, f16) weights "
             f"with a fresh {optimizer}")
         meta["training"]["init"] = before.get("init", meta["training"]["init"])
+        if init.get("hardware"):
+            meta["metrics"]["hardware"] = f"steps 0-{prior_steps}: {init['hardware']}; then {info['hardware']}"
 
     # write to temporary names, check, then move into place
     wtmp = os.path.join(out_dir, "weights.safetensors.tmp")
