@@ -20,27 +20,14 @@ import time
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train as T  # noqa: E402
 
 
 def model_from_dir(model_dir):
-    with open(os.path.join(model_dir, "model.json")) as f:
-        meta = json.load(f)
-    cfg = dict(height=meta["image"]["height"], width_px=meta["image"]["width"], channels=meta["image"]["channels"],
-               n_bits=meta["n_bits"], levels=meta["levels"], steps=meta["steps"], width=meta["width"],
-               coupling=meta["coupling"], edge_bias=meta["edge_bias"], learn_top=meta.get("learn_top", True))
-    model = T.GlowModel(cfg)
-    tensors = load_file(os.path.join(model_dir, meta.get("weights", "weights.safetensors")))
-    params = model.format_tensors()
-    assert set(params) == set(tensors), sorted(set(params) ^ set(tensors))
-    with torch.no_grad():
-        for k, p in params.items():
-            assert tuple(p.shape) == tensors[k].shape, (k, p.shape, tensors[k].shape)
-            p.copy_(torch.from_numpy(tensors[k].astype(np.float32)))
-    model.mark_initialized()
+    meta, cfg, model = T.load_model_dir(model_dir)
     model.eval()
     return meta, cfg, model
 

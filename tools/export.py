@@ -43,8 +43,9 @@ def load_run(run_dir, which="last"):
         st = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=False)
         info = dict(step=st["step"], epoch=st["epoch"], train_seconds=st["train_seconds"], hardware=st["hardware"],
                     selected="EMA weights of the latest checkpoint")
+    info["init"] = st.get("init")  # --init-from runs: the model directory the weights came from
     model = T.GlowModel(st["cfg"])
-    model.load_state_dict(st["ema"])
+    model.load_state_dict({k: v.float() if v.dtype.is_floating_point else v for k, v in st["ema"].items()})
     model.mark_initialized()
     return st["args"], st["cfg"], model, info
 
@@ -140,13 +141,16 @@ def export(run_dir, out_dir=None, which="last", samples=None, name=None, tempera
             old = json.load(f)
         if "attributes" in old and os.path.exists(os.path.join(out_dir, old["attributes"]["file"])):
             meta["attributes"] = old["attributes"]
+    init = info["init"]
+    prior_steps = init["train_steps"] if init else 0
+    prior_seconds = init["train_seconds"] if init else 0.0
     meta["metrics"] = {
         "test_bpd": round(test_bpd, 5),
         "test_bpd_dequantized": round(test_bpd_noisy, 5),
         "test_images": int(len(data["test"])),
         "train_images": int(len(data["train"])),
-        "train_seconds": round(float(info["train_seconds"]), 1),
-        "train_steps": int(info["step"]),
+        "train_seconds": round(prior_seconds + float(info["train_seconds"]), 1),
+        "train_steps": prior_steps + int(info["step"]),
         "batch": int(args["batch"]),
         "hardware": info["hardware"],
         "parameters": int(sum(v.size for v in f16.values())),
@@ -158,13 +162,24 @@ def export(run_dir, out_dir=None, which="last", samples=None, name=None, tempera
                  "time spent in training steps (evaluations excluded) on a 2-core machine shared with other "
                  "jobs, so it overstates the compute",
     }
+    optimizer = (f"Adam lr {args['lr']} with {args['warmup_steps']}-step linear warm-up, "
+                 f"grad-norm clip {args['clip']}, EMA decay {args['ema_decay']}")
     meta["training"] = {
         "trainer": "tools/train.py",
-        "optimizer": f"Adam lr {args['lr']} with {args['warmup_steps']}-step linear warm-up, "
-                     f"grad-norm clip {args['clip']}, EMA decay {args['ema_decay']}",
+        "optimizer": optimizer,
         "init": "actnorm data-dependent on a first batch of " + str(args["init_batch"]) +
                 " images; invconv random rotation; zero-initialised last convs and priors",
     }
+    if init:
+        # continued from an exported model (train.py --init-from): keep that model's record
+        before = init.get("training") or {}
+        meta["training"]["optimizer"] = (
+            f"steps 0-{prior_steps}: {before.get('optimizer', 'see the earlier export')}; then steps "
+            f"{prior_steps}-{prior_steps + int(info['step'])} continued from those (exported, f16) weights "
+            f"with a fresh {optimizer}")
+        meta["training"]["init"] = before.get("init", meta["training"]["init"])
+        if init.get("hardware"):
+            meta["metrics"]["hardware"] = f"steps 0-{prior_steps}: {init['hardware']}; then {info['hardware']}"
 
     # write to temporary names, check, then move into place
     wtmp = os.path.join(out_dir, "weights.safetensors.tmp")
@@ -183,7 +198,7 @@ def export(run_dir, out_dir=None, which="last", samples=None, name=None, tempera
     size = os.path.getsize(os.path.join(out_dir, "weights.safetensors"))
     print(f"exported {name} to {out_dir}: {meta['metrics']['parameters']} parameters, "
           f"weights.safetensors {size / 1e6:.2f} MB, test bpd {test_bpd:.4f}, "
-          f"{info['train_seconds'] / 60:.1f} min trained ({info['step']} steps)")
+          f"{(prior_seconds + info['train_seconds']) / 60:.1f} min trained ({prior_steps + info['step']} steps)")
     if samples:
         with torch.no_grad():
             grid = T.sample_grid(model, 36 if cfg["channels"] == 3 else 64, temperature, seed=7)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.distributed as dist
 
 LOGSCALE = 3.0  # OpenAI's logscale_factor
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,6 +76,9 @@ def preprocess_record(dataset):
                      "then quantize to n_bits and add the bin centre",
             "train_augmentation": "uniform dequantization noise U(0, 1/2^n_bits); no flips",
         }
+    if dataset == "synthetic":
+        return {"source": "seeded synthetic 16x16 grey images (tools/train.py synthetic_images), for tests",
+                "output": [16, 16]}
     raise ValueError(dataset)
 
 
@@ -94,6 +98,9 @@ def data_record(dataset):
                        "the npm package that carries this subset is MIT",
             "split": "a seeded random 10% of the digits held out as the test set",
         }
+    if dataset == "synthetic":
+        return {"name": "synthetic blobs (generated, no external data)", "licence": "none needed",
+                "split": "the last 16 of 96 generated images"}
     raise ValueError(dataset)
 
 
@@ -157,6 +164,22 @@ def celeba_split(identities, seed=1234, frac=0.1):
     return np.array([int(i) in test_ids for i in identities])
 
 
+def synthetic_images(n=96, size=16, seed=99):
+    """uint8 [n, size, size, 1]: a few Gaussian blobs per image on a dark background (a
+    hermetic stand-in for real data in tests; deterministic for the seed)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    out = np.zeros((n, size, size, 1), dtype=np.uint8)
+    for i in range(n):
+        img = np.zeros((size, size))
+        for _ in range(int(rng.integers(1, 4))):
+            cy, cx = rng.uniform(2, size - 2, size=2)
+            r = rng.uniform(1.5, 4.0)
+            img += rng.uniform(0.4, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        out[i, :, :, 0] = np.clip(img * 230 + rng.uniform(0, 12, size=img.shape), 0, 255).astype(np.uint8)
+    return out
+
+
 def load_dataset(dataset, run_dir=None):
     """dict(train u8 [N,H,W,c], test u8 [M,H,W,c], train_idx, test_idx, meta)."""
     if dataset == "celeba":
@@ -178,6 +201,9 @@ def load_dataset(dataset, run_dir=None):
         test[perm[:n_test]] = True
         return dict(train=x[~test], test=x[test], train_idx=np.nonzero(~test)[0],
                     test_idx=np.nonzero(test)[0], labels=d["y"])
+    if dataset == "synthetic":
+        x = synthetic_images()
+        return dict(train=x[:80], test=x[80:], train_idx=np.arange(80), test_idx=np.arange(80, len(x)))
     raise ValueError(dataset)
 
 
@@ -426,6 +452,10 @@ class GlowModel(nn.Module):
         bpd = -objective / (self.D * math.log(2.0))
         return dict(eps=torch.cat(eps, 1), logdet=logdet, logp=logp, objective=objective, bpd=bpd)
 
+    def forward(self, x):
+        """= encode (what DistributedDataParallel calls: its gradient hooks live in forward)."""
+        return self.encode(x)
+
     def eps_pieces(self, eps):
         n = eps.shape[0]
         out, off = [], 0
@@ -491,6 +521,45 @@ class GlowModel(nn.Module):
                 m.initialized.fill_(1)
 
 
+def cfg_from_model_json(meta):
+    return dict(height=meta["image"]["height"], width_px=meta["image"]["width"], channels=meta["image"]["channels"],
+                n_bits=meta["n_bits"], levels=meta["levels"], steps=meta["steps"], width=meta["width"],
+                coupling=meta["coupling"], edge_bias=meta["edge_bias"], learn_top=meta.get("learn_top", True))
+
+
+def load_model_dir(model_dir):
+    """(model.json dict, cfg, GlowModel) from an exported `glow-model/1` directory.
+
+    The file's tensors are the module's natural parameters under FORMAT.md names
+    (format_tensors(), the inverse of export.py's renaming); f16 values are widened to
+    float32 exactly. The actnorms count as initialised (their values are in the file)."""
+    from safetensors.numpy import load_file
+    with open(os.path.join(model_dir, "model.json")) as f:
+        meta = json.load(f)
+    cfg = cfg_from_model_json(meta)
+    model = GlowModel(cfg)
+    tensors = load_file(os.path.join(model_dir, meta.get("weights", "weights.safetensors")))
+    params = model.format_tensors()
+    assert set(params) == set(tensors), sorted(set(params) ^ set(tensors))
+    with torch.no_grad():
+        for k, p in params.items():
+            assert tuple(p.shape) == tensors[k].shape, (k, p.shape, tensors[k].shape)
+            p.copy_(torch.from_numpy(tensors[k].astype(np.float32)))
+    model.mark_initialized()
+    return meta, cfg, model
+
+
+def dataset_of_model_json(meta):
+    img = meta["image"]
+    if (img["height"], img["width"], img["channels"]) == (64, 64, 3):
+        return "celeba"
+    if (img["height"], img["width"], img["channels"]) == (32, 32, 1):
+        return "mnist"
+    if (img["height"], img["width"], img["channels"]) == (16, 16, 1):
+        return "synthetic"
+    raise ValueError(f"no dataset of tools/train.py has images of {img}")
+
+
 def model_json(cfg, name, dataset):
     return {
         "format": "glow-model/1",
@@ -526,21 +595,32 @@ def log(run_dir, msg):
 
 
 @torch.no_grad()
-def evaluate(model, images, n_bits, batch=64, device="cpu", dequantize=False, seed=0):
+def evaluate(model, images, n_bits, batch=64, device="cpu", dequantize=False, seed=0, rank=0, world=1):
     """Mean bits/dim over images (u8 NHWC).
 
     dequantize False: the deterministic bin-centre input the engine uses (not a bound on
     the discrete likelihood: the bin centre can be denser than the bin's average).
     True: OpenAI's uniform dequantization with a seeded noise draw (a variational bound on
-    the discrete negative log-likelihood, the number comparable with the literature)."""
+    the discrete negative log-likelihood, the number comparable with the literature).
+
+    With world > 1 (torch.distributed initialised) rank r encodes the batches b with
+    b % world == r and the sums are all-reduced; every rank draws the noise of every
+    batch, so each image gets the same noise whatever the number of processes."""
     model.eval()
+    dtype = next(model.parameters()).dtype
     g = torch.Generator().manual_seed(seed)
     tot = 0.0
-    for i in range(0, len(images), batch):
+    for b, i in enumerate(range(0, len(images), batch)):
         u8 = torch.from_numpy(np.ascontiguousarray(images[i:i + batch]))
         noise = torch.rand(u8.shape, generator=g) if dequantize else None
-        x = to_x(u8, n_bits, noise).to(device)
+        if b % world != rank:
+            continue
+        x = to_x(u8, n_bits, noise).to(device=device, dtype=dtype)
         tot += model.encode(x)["bpd"].double().sum().item()
+    if world > 1:
+        t = torch.tensor([tot], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        tot = t.item()
     return tot / len(images)
 
 
@@ -551,6 +631,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model, step):
+        """step: how many updates the average has seen (a low decay while they are few)."""
         d = min(self.decay, (1.0 + step) / (10.0 + step))
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
@@ -568,9 +649,10 @@ def save_checkpoint(path, state):
     os.replace(tmp, path)
 
 
-def hardware_string(device):
+def hardware_string(device, world=1):
+    procs = f" per process, {world} processes (DistributedDataParallel)" if world > 1 else ""
     if device.startswith("cuda"):
-        return torch.cuda.get_device_name(0)
+        return torch.cuda.get_device_name(0) + procs
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -580,7 +662,7 @@ def hardware_string(device):
                     break
     except OSError:
         pass
-    return f"CPU ({cpu}), {torch.get_num_threads()} torch thread(s)"
+    return f"CPU ({cpu}), {torch.get_num_threads()} torch thread(s)" + procs
 
 
 def sample_grid(model, n, temperature, seed, device="cpu", nrow=None):
@@ -617,21 +699,64 @@ def build_cfg(args):
     if args.dataset == "celeba":
         H = W = 64
         c0 = 3
-    else:
+    elif args.dataset == "mnist":
         H = W = 32
+        c0 = 1
+    else:  # synthetic
+        H = W = 16
         c0 = 1
     return dict(height=H, width_px=W, channels=c0, n_bits=args.n_bits, levels=args.levels, steps=args.steps,
                 width=args.width, coupling=args.coupling, edge_bias=not args.no_edge_bias,
                 learn_top=not args.no_learn_top)
 
 
-def train(args):
+# ---------------------------------------------------------------------------------------
+# Several processes (torchrun): DistributedDataParallel
+#
+# Every rank holds the whole run state (model, EMA, Adam, data order, numpy and torch CPU
+# RNGs) and advances it identically: all ranks draw the same global batch (indices, flips,
+# dequantization noise for all B images) and each encodes only its slice
+# [B*r/W, B*(r+1)/W); DDP sums the gradients, so every rank applies the same update. A
+# checkpoint therefore has no per-rank part, rank 0 writes it, and it resumes on any number
+# of processes (or none). Time-based decisions (log, eval, checkpoint, stop) are rank 0's,
+# sent with the per-step all-reduce of the loss.
+
+
+def dist_env():
+    """(rank, world size, local rank) when started by torchrun (its environment), else None."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    return None
+
+
+N_FLAGS = 4  # stop, eval, checkpoint, log
+
+
+def train(args, on_step=None):
+    """Run (or continue) a training run. on_step(step, model), if given, is called on every
+    rank after every optimizer step (tests use it)."""
     torch.set_num_threads(args.threads)
-    device = "cuda" if (torch.cuda.is_available() and not args.cpu) else "cpu"
+    env = dist_env()
+    rank, world, local_rank = env if env else (0, 1, 0)
+    use_cuda = torch.cuda.is_available() and not args.cpu
+    if use_cuda and env:
+        device = f"cuda:{local_rank}"  # one GPU per process
+        torch.cuda.set_device(local_rank)
+    else:
+        device = "cuda" if use_cuda else "cpu"
+    if env:
+        import datetime
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
     run_dir = args.run_dir
-    os.makedirs(run_dir, exist_ok=True)
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
     ckpt_path = os.path.join(run_dir, "checkpoint.pt")
 
+    def say(msg):
+        if rank == 0:
+            log(run_dir, msg)
+
+    init = None  # where the weights came from, for --init-from runs
     if args.resume:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         saved = state["args"]
@@ -639,29 +764,63 @@ def train(args):
         for k in ("dataset", "name", "n_bits", "levels", "steps", "width", "coupling", "no_edge_bias",
                   "no_learn_top", "batch", "seed", "init_batch"):
             setattr(args, k, saved[k])
+        args.dtype = saved.get("dtype", "float32")
+        args.init_from = saved.get("init_from")
+        init = state.get("init")
         for k in ("lr", "warmup_steps", "ema_decay", "clip", "eval_minutes", "ckpt_minutes"):
             if getattr(args, k) is None:
                 setattr(args, k, saved[k])
+        if args.eval_batch is None:
+            args.eval_batch = saved.get("eval_batch", 64)
+    elif args.init_from:
+        with open(os.path.join(args.init_from, "model.json")) as f:
+            meta = json.load(f)
+        args.dataset = dataset_of_model_json(meta)
+        args.n_bits, args.levels, args.steps, args.width = meta["n_bits"], meta["levels"], meta["steps"], meta["width"]
+        args.coupling = meta["coupling"]
+        args.no_edge_bias = not meta["edge_bias"]
+        args.no_learn_top = not meta.get("learn_top", True)
+        if args.name is None:
+            args.name = meta["name"]
+        m = meta.get("metrics", {})
+        init = dict(model_dir=os.path.abspath(args.init_from), name=meta["name"],
+                    train_steps=int(m.get("train_steps", 0)), train_seconds=float(m.get("train_seconds", 0.0)),
+                    test_bpd=m.get("test_bpd"), test_bpd_dequantized=m.get("test_bpd_dequantized"),
+                    hardware=m.get("hardware"), training=meta.get("training"))
+    if args.name is None:
+        args.name = {"celeba": "celeba-64x64-additive", "mnist": "mnist-32x32-small"}.get(args.dataset, args.dataset)
     for k, v in (("lr", 1e-3), ("warmup_steps", 1000), ("ema_decay", 0.999), ("clip", 50.0),
-                 ("eval_minutes", 30.0), ("ckpt_minutes", 5.0)):
+                 ("eval_minutes", 30.0), ("ckpt_minutes", 5.0), ("eval_batch", 64)):
         if getattr(args, k) is None:
             setattr(args, k, v)
+    B = args.batch
+    assert B >= world, f"batch {B} is smaller than the number of processes {world}"
+    lo, hi = B * rank // world, B * (rank + 1) // world  # this rank's slice of every global batch
 
     cfg = build_cfg(args)
-    data = load_dataset(args.dataset, run_dir)
+    dtype = getattr(torch, args.dtype)
+    # rank 0 first: it may write the preprocessed-data cache that the others then read
+    if rank == 0:
+        data = load_dataset(args.dataset, run_dir)
+    if env:
+        dist.barrier()
+    if rank != 0:
+        data = load_dataset(args.dataset, run_dir)
     train_u8, test_u8 = data["train"], data["test"]
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     random.seed(args.seed)
-    model = GlowModel(cfg).to(device)
+    model = GlowModel(cfg).to(device=device, dtype=dtype)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    ema_offset = 0  # added to the step for the EMA's warm-up (init-from: the weights are already an average)
 
     if args.resume:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         ema = EMA(model, args.ema_decay)
         ema.shadow = {k: v.to(device) for k, v in state["ema"].items()}
+        ema_offset = state.get("ema_offset", 0)
         step, epoch, pos = state["step"], state["epoch"], state["pos"]
         perm = state["perm"]
         train_seconds = state["train_seconds"]
@@ -670,50 +829,80 @@ def train(args):
         torch.set_rng_state(state["torch_rng"])
         rng = np.random.default_rng()
         rng.bit_generator.state = state["np_rng"]
-        log(run_dir, f"resumed at step {step}, epoch {epoch}, {train_seconds / 60:.1f} min trained")
+        say(f"resumed at step {step}, epoch {epoch}, {train_seconds / 60:.1f} min trained; "
+            f"{world} process(es), device {device}, {torch.get_num_threads()} thread(s) each")
     else:
         rng = np.random.default_rng(args.seed)
-        # data-dependent actnorm init on the first (larger) batch
-        idx = rng.choice(len(train_u8), size=min(args.init_batch, len(train_u8)), replace=False)
-        noise = torch.rand(len(idx), *train_u8.shape[1:])
-        with torch.no_grad():
-            model.encode(to_x(train_u8[idx], cfg["n_bits"], noise).to(device))
+        if args.init_from:
+            _, cfg_m, loaded = load_model_dir(args.init_from)
+            assert cfg_m == cfg, (cfg_m, cfg)
+            model.load_state_dict(loaded.state_dict())  # initialised actnorms included
+            ema_offset = init["train_steps"]
+        else:
+            # data-dependent actnorm init on the first (larger) batch (every rank the same batch)
+            idx = rng.choice(len(train_u8), size=min(args.init_batch, len(train_u8)), replace=False)
+            noise = torch.rand(len(idx), *train_u8.shape[1:])
+            with torch.no_grad():
+                model.encode(to_x(train_u8[idx], cfg["n_bits"], noise).to(device=device, dtype=dtype))
         ema = EMA(model, args.ema_decay)
         step, epoch, pos = 0, 0, 0
         perm = rng.permutation(len(train_u8))
         train_seconds = 0.0
         history = []
         best = None
-        with open(os.path.join(run_dir, "args.json"), "w") as f:
-            json.dump(vars(args), f, indent=2)
-        log(run_dir, f"new run {args.name}: {json.dumps(cfg)}; {count_params(model)} parameters; "
-                     f"train {len(train_u8)} test {len(test_u8)} images; device {device}, "
-                     f"{torch.get_num_threads()} thread(s)")
+        if rank == 0:
+            with open(os.path.join(run_dir, "args.json"), "w") as f:
+                json.dump(vars(args), f, indent=2)
+        say(f"new run {args.name}: {json.dumps(cfg)}; {count_params(model)} parameters; "
+            f"train {len(train_u8)} test {len(test_u8)} images; device {device}, "
+            f"{torch.get_num_threads()} thread(s), {world} process(es), {args.dtype}"
+            + (f"; weights from {args.init_from} ({init['train_steps']} steps, "
+               f"{init['train_seconds'] / 60:.1f} min trained), fresh Adam, EMA = those weights"
+               if args.init_from else ""))
+
+    net = model
+    if env:
+        from torch.nn.parallel import DistributedDataParallel
+        # the module's initial state is broadcast from rank 0 here (identical anyway)
+        net = DistributedDataParallel(model, device_ids=[local_rank] if use_cuda else None,
+                                      broadcast_buffers=False)
 
     def checkpoint():
+        if rank != 0:
+            return
         save_checkpoint(ckpt_path, dict(
             args=vars(args), cfg=cfg, model=model.state_dict(), opt=opt.state_dict(),
-            ema={k: v.cpu() for k, v in ema.shadow.items()}, step=step, epoch=epoch, pos=pos, perm=perm,
+            ema={k: v.cpu() for k, v in ema.shadow.items()}, ema_offset=ema_offset, init=init,
+            step=step, epoch=epoch, pos=pos, perm=perm,
             train_seconds=train_seconds, history=history, best=best, torch_rng=torch.get_rng_state(),
-            np_rng=rng.bit_generator.state, hardware=hardware_string(device)))
+            np_rng=rng.bit_generator.state, hardware=hardware_string(device, world), world=world))
 
     def eval_and_keep_best():
         nonlocal best
         live = {k: v.clone() for k, v in model.state_dict().items()}
         ema.copy_to(model)
-        bpd = evaluate(model, test_u8, cfg["n_bits"], device=device)
-        bpd_noisy = evaluate(model, test_u8, cfg["n_bits"], device=device, dequantize=True)
+        kw = dict(batch=args.eval_batch, device=device, rank=rank, world=world)
+        bpd = evaluate(model, test_u8, cfg["n_bits"], **kw)
+        bpd_noisy = evaluate(model, test_u8, cfg["n_bits"], dequantize=True, **kw)
         if best is None or bpd < best["test_bpd"]:
             best = dict(test_bpd=bpd, step=step, epoch=epoch, train_seconds=train_seconds)
-            torch.save(dict(args=vars(args), cfg=cfg, ema={k: v.cpu() for k, v in ema.shadow.items()},
-                            step=step, train_seconds=train_seconds, test_bpd=bpd,
-                            hardware=hardware_string(device)), os.path.join(run_dir, "best_ema.pt.tmp"))
-            os.replace(os.path.join(run_dir, "best_ema.pt.tmp"), os.path.join(run_dir, "best_ema.pt"))
+            if rank == 0:
+                torch.save(dict(args=vars(args), cfg=cfg, ema={k: v.cpu() for k, v in ema.shadow.items()},
+                                init=init, step=step, train_seconds=train_seconds, test_bpd=bpd,
+                                hardware=hardware_string(device, world)), os.path.join(run_dir, "best_ema.pt.tmp"))
+                os.replace(os.path.join(run_dir, "best_ema.pt.tmp"), os.path.join(run_dir, "best_ema.pt"))
         model.load_state_dict(live)
         model.train()
         history.append(dict(step=step, epoch=epoch, train_seconds=train_seconds, test_bpd_ema=bpd,
                             test_bpd_ema_dequantized=bpd_noisy))
         return bpd, bpd_noisy
+
+    if args.init_from and not args.resume:
+        t_e = time.time()
+        bpd, bpd_noisy = eval_and_keep_best()
+        say(f"eval step 0 (weights of {args.init_from}): test_bpd (EMA, bin centre) {bpd:.4f}, dequantized "
+            f"{bpd_noisy:.4f}; model.json says {init['test_bpd']} / {init['test_bpd_dequantized']} "
+            f"({time.time() - t_e:.0f} s)")
 
     budget = args.minutes * 60.0 if args.minutes else float("inf")
     start_seconds = train_seconds
@@ -721,13 +910,32 @@ def train(args):
     last_eval_t = train_seconds
     run_loss, run_n = 0.0, 0
     t_log = time.time()
-    B = args.batch
-    model.train()
     stop_file = os.path.join(run_dir, "STOP")
-    while train_seconds - start_seconds < budget:
+
+    def rank0_flags():
+        """[stop, eval, checkpoint, log] as decided by rank 0's clock (zeros elsewhere)."""
+        if rank != 0:
+            return [0.0] * N_FLAGS
+        stop = 0.0
         if os.path.exists(stop_file):
             log(run_dir, "STOP file found, stopping")
-            break
+            stop = 1.0
+        elif train_seconds - start_seconds >= budget or (args.max_steps is not None and step >= args.max_steps):
+            stop = 1.0
+        return [stop, float(train_seconds - last_eval_t > args.eval_minutes * 60),
+                float(time.time() - last_ckpt > args.ckpt_minutes * 60), float(time.time() - t_log > args.log_seconds)]
+
+    def sync(values):
+        """Sum over ranks (identity in a single process): float64 values."""
+        if not env:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    flags = sync(rank0_flags())
+    model.train()
+    while not flags[0]:
         t0 = time.time()
         if pos + B > len(perm):
             epoch += 1
@@ -739,54 +947,78 @@ def train(args):
         if args.dataset == "celeba":
             flip = torch.from_numpy(rng.random(B) < 0.5)
             u8 = torch.where(flip[:, None, None, None], u8.flip(2), u8)
-        x = to_x(u8, cfg["n_bits"], torch.rand(u8.shape)).to(device)
+        noise = torch.rand(u8.shape)  # the whole global batch's noise on every rank (same RNG stream)
+        x = to_x(u8[lo:hi], cfg["n_bits"], noise[lo:hi]).to(device=device, dtype=dtype)
         lr = args.lr * min(1.0, (step + 1) / args.warmup_steps)
         for gparam in opt.param_groups:
             gparam["lr"] = lr
-        out = model.encode(x)
-        loss = out["bpd"].mean()
+        out = net(x)
+        bpd_sum = out["bpd"].sum()
+        # the loss is the global batch's mean: DDP averages gradients over the W ranks, so
+        # each rank's sum is scaled by W / B (a single process: the plain mean)
+        loss = bpd_sum / B * world if env else out["bpd"].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).item()
-        if not math.isfinite(loss.item()) or not math.isfinite(gnorm):
-            log(run_dir, f"non-finite loss/gradient at step {step} (loss {loss.item()}, |g| {gnorm}); "
-                         "restarting from the last checkpoint is advised")
-            raise SystemExit(2)
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).item()  # same on every rank
         opt.step()
         step += 1
-        ema.update(model, step)
+        ema.update(model, step + ema_offset)
         train_seconds += time.time() - t0
-        run_loss += loss.item()
+        t1 = time.time()
+        v = sync([bpd_sum.item()] + rank0_flags())  # one collective per step: loss and rank 0's decisions
+        train_seconds += time.time() - t1
+        loss_value, flags = v[0] / B, v[1:]
+        if not math.isfinite(loss_value) or not math.isfinite(gnorm):
+            # (nothing of this step reaches a checkpoint)
+            say(f"non-finite loss/gradient at step {step - 1} (loss {loss_value}, |g| {gnorm}); "
+                "restarting from the last checkpoint is advised")
+            if env:
+                dist.destroy_process_group()
+            raise SystemExit(2)
+        run_loss += loss_value
         run_n += 1
-        if time.time() - t_log > args.log_seconds:
-            log(run_dir, f"step {step} epoch {epoch} ({pos}/{len(perm)}) train_bpd {run_loss / run_n:.4f} "
-                         f"|g| {gnorm:.2f} lr {lr:.2e} {train_seconds / 60:.1f} min "
-                         f"{(time.time() - t0) * 1000 / B:.0f} ms/img")
+        if on_step is not None:
+            on_step(step, model)
+        if flags[3]:
+            say(f"step {step} epoch {epoch} ({pos}/{len(perm)}) train_bpd {run_loss / run_n:.4f} "
+                f"|g| {gnorm:.2f} lr {lr:.2e} {train_seconds / 60:.1f} min "
+                f"{(time.time() - t0) * 1000 / B:.0f} ms/img")
             run_loss, run_n = 0.0, 0
             t_log = time.time()
-        if train_seconds - last_eval_t > args.eval_minutes * 60:
+        if flags[1]:
             t_e = time.time()
             bpd, bpd_noisy = eval_and_keep_best()
-            log(run_dir, f"eval step {step}: test_bpd (EMA, bin centre) {bpd:.4f}, "
-                         f"dequantized {bpd_noisy:.4f} "
-                         f"[best {best['test_bpd']:.4f} @ step {best['step']}] ({time.time() - t_e:.0f} s)")
+            say(f"eval step {step}: test_bpd (EMA, bin centre) {bpd:.4f}, "
+                f"dequantized {bpd_noisy:.4f} "
+                f"[best {best['test_bpd']:.4f} @ step {best['step']}] ({time.time() - t_e:.0f} s)")
             last_eval_t = train_seconds
-        if time.time() - last_ckpt > args.ckpt_minutes * 60:
+        if flags[2]:
             checkpoint()
             last_ckpt = time.time()
-    bpd, bpd_noisy = eval_and_keep_best()
-    log(run_dir, f"end step {step}: test_bpd (EMA, bin centre) {bpd:.4f}, dequantized {bpd_noisy:.4f} [best {best['test_bpd']:.4f} "
-                 f"@ step {best['step']}], {train_seconds / 60:.1f} min trained")
+    if history and history[-1]["step"] == step:
+        bpd, bpd_noisy = history[-1]["test_bpd_ema"], history[-1]["test_bpd_ema_dequantized"]
+    else:
+        bpd, bpd_noisy = eval_and_keep_best()
+    say(f"end step {step}: test_bpd (EMA, bin centre) {bpd:.4f}, dequantized {bpd_noisy:.4f} [best {best['test_bpd']:.4f} "
+        f"@ step {best['step']}], {train_seconds / 60:.1f} min trained")
     checkpoint()
+    if env:
+        dist.barrier()  # the checkpoint is complete before any rank returns
+        dist.destroy_process_group()
     return 0
 
 
-def main(argv=None):
+def main(argv=None, on_step=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", choices=["celeba", "mnist"], default="celeba")
+    ap.add_argument("--dataset", choices=["celeba", "mnist", "synthetic"], default="celeba",
+                    help="synthetic: 16x16 generated blobs, for tests")
     ap.add_argument("--name", default=None, help="model name (default: derived from the dataset)")
     ap.add_argument("--run-dir", required=True, help="checkpoints and log (outside the repo)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    ap.add_argument("--init-from", default=None, metavar="MODEL_DIR",
+                    help="start a new run from the weights of an exported model directory (models/NAME): "
+                         "architecture and dataset from its model.json, no actnorm data init, fresh Adam, "
+                         "EMA = the loaded weights")
     ap.add_argument("--n-bits", type=int, default=5)
     ap.add_argument("--levels", type=int, default=4)
     ap.add_argument("--steps", type=int, default=8)
@@ -794,23 +1026,28 @@ def main(argv=None):
     ap.add_argument("--coupling", choices=["additive", "affine"], default="additive")
     ap.add_argument("--no-edge-bias", action="store_true")
     ap.add_argument("--no-learn-top", action="store_true")
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=32, help="global batch (split over the processes under torchrun)")
     ap.add_argument("--init-batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     ap.add_argument("--warmup-steps", type=int, default=None, help="linear lr warm-up (default 1000)")
     ap.add_argument("--ema-decay", type=float, default=None, help="default 0.999")
     ap.add_argument("--clip", type=float, default=None, help="gradient-norm clip (default 50)")
     ap.add_argument("--minutes", type=float, default=0.0, help="training time budget this call (0: no limit)")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop once the run's step count reaches this")
     ap.add_argument("--eval-minutes", type=float, default=None, help="test-set evaluation period (default 30)")
     ap.add_argument("--ckpt-minutes", type=float, default=None, help="checkpoint period (default 5)")
     ap.add_argument("--log-seconds", type=float, default=60.0)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-batch", type=int, default=None, help="test-set batch (default 64; the dequantization "
+                    "noise is drawn per batch, so another size draws other noise)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (per process)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                    help="parameter and compute precision (float64: for tests)")
     ap.add_argument("--cpu", action="store_true", help="stay on the CPU even when CUDA is available")
     args = ap.parse_args(argv)
-    if args.name is None:
-        args.name = "celeba-64x64-additive" if args.dataset == "celeba" else "mnist-32x32-small"
-    return train(args)
+    if args.resume and args.init_from:
+        ap.error("--resume and --init-from exclude each other")
+    return train(args, on_step=on_step)
 
 
 if __name__ == "__main__":
