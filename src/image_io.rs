@@ -75,7 +75,7 @@ pub fn decode_rgba(bytes: &[u8], width: u32, height: u32, fit: bool) -> Result<V
     let (format, w, h) = header(bytes)?;
     if (w, h) == (width, height) {
         let img = decode(bytes, format, w, h)?;
-        return Ok(img.to_rgba());
+        return Ok(img.into_rgba());
     }
     if !fit {
         return Err(GlowError::Image(format!(
@@ -118,7 +118,7 @@ struct Pixels {
 }
 
 impl Pixels {
-    fn to_rgba(self) -> Vec<u8> {
+    fn into_rgba(self) -> Vec<u8> {
         match self.channels {
             4 => self.data,
             _ => self.data.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),

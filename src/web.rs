@@ -25,6 +25,9 @@ thread_local! {
     static CONTEXT: RefCell<Option<Arc<GpuContext>>> = const { RefCell::new(None) };
 }
 
+// `Arc` because the Session API is shared with native code, where the context is Send and
+// Sync; in the browser everything runs on one thread.
+#[allow(clippy::arc_with_non_send_sync)]
 async fn shared_context() -> Result<Arc<GpuContext>, GlowError> {
     if let Some(c) = CONTEXT.with(|c| c.borrow().clone()) {
         return Ok(c);

@@ -32,7 +32,7 @@ fn write(ts: &[(String, String, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
         data.extend_from_slice(b);
     }
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();

@@ -24,6 +24,7 @@ macro_rules! both_backends {
 both_backends!(encode_matches_golden, decode_matches_golden, round_trip, sampling_is_deterministic, dequantized_bits_per_dim, bad_inputs_are_refused);
 
 #[wasm_bindgen_test]
+#[allow(clippy::arc_with_non_send_sync)] // the browser runs one thread
 async fn backends_agree() {
     let ctx = std::sync::Arc::new(glow_web::GpuContext::new().await.expect("WebGPU"));
     web_sys::console::log_1(&format!("adapter: {}", ctx.adapter_description()).into());

@@ -113,7 +113,7 @@ impl ModelConfig {
             ));
         }
         let f = 1u32 << self.levels;
-        if im.height % f != 0 || im.width % f != 0 {
+        if !im.height.is_multiple_of(f) || !im.width.is_multiple_of(f) {
             return bad(format!(
                 "image {}x{} is not divisible by 2^levels = {f}",
                 im.width, im.height

@@ -20,6 +20,8 @@ pub struct Geometry {
 
 /// Squeeze: `[b, 2h, 2w, (stride, offset, c)]` -> dense `[b, h, w, 4c]`, output channel
 /// `c*4 + dy*2 + dx`.
+// Strides and offsets mirror the WGSL kernel one to one, hence the argument count.
+#[allow(clippy::too_many_arguments)]
 pub fn squeeze(input: &[f32], batch: usize, h_out: usize, w_out: usize, c: usize, in_stride: usize, in_offset: usize, out: &mut [f32]) {
     let (hi, wi) = (2 * h_out, 2 * w_out);
     for b in 0..batch {
@@ -40,6 +42,7 @@ pub fn squeeze(input: &[f32], batch: usize, h_out: usize, w_out: usize, c: usize
 }
 
 /// The exact inverse of `squeeze`: dense `[b, h, w, 4c]` -> `[b, 2h, 2w, (stride, offset, c)]`.
+#[allow(clippy::too_many_arguments)]
 pub fn unsqueeze(input: &[f32], batch: usize, h_in: usize, w_in: usize, c: usize, out_stride: usize, out_offset: usize, out: &mut [f32]) {
     let (ho, wo) = (2 * h_in, 2 * w_in);
     for b in 0..batch {
@@ -75,7 +78,7 @@ pub fn log_sigmoid(a: f64) -> f64 {
 pub fn coupling(state: &mut [f32], h: &[f32], batch: usize, pixels: usize, c: usize, affine: bool, reverse: bool) -> Vec<f64> {
     let half = c / 2;
     let mut logs = vec![0f64; batch];
-    for b in 0..batch {
+    for (b, logs_b) in logs.iter_mut().enumerate() {
         for p in 0..pixels {
             let m = b * pixels + p;
             for i in 0..half {
@@ -84,7 +87,7 @@ pub fn coupling(state: &mut [f32], h: &[f32], batch: usize, pixels: usize, c: us
                     let shift = h[m * c + 2 * i] as f64;
                     let a = h[m * c + 2 * i + 1] as f64 + 2.0;
                     let scale = 1.0 / (1.0 + (-a).exp());
-                    logs[b] += log_sigmoid(a);
+                    *logs_b += log_sigmoid(a);
                     *z = if reverse { (*z as f64 / scale - shift) as f32 } else { ((*z as f64 + shift) * scale) as f32 };
                 } else {
                     let d = h[m * half + i];

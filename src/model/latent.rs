@@ -181,7 +181,7 @@ pub fn normalise(v: &mut [f32], length: f64) {
 /// as for a shipped one (from a few examples the raw difference is mostly the examples'
 /// own noise, many times longer than a shipped direction).
 pub fn teach(with: &[f32], without: &[f32], dim: usize, length: f64) -> Result<Vec<f32>> {
-    if with.is_empty() || without.is_empty() || with.len() % dim != 0 || without.len() % dim != 0 {
+    if with.is_empty() || without.is_empty() || !with.len().is_multiple_of(dim) || !without.len().is_multiple_of(dim) {
         return Err(GlowError::Input(format!(
             "a direction needs at least one whole eps ({dim} values) with and one without the attribute"
         )));

@@ -14,7 +14,7 @@ pub use config::{Coupling, LevelShape, ModelConfig};
 pub use fold::FoldedModel;
 pub use weights::{Directions, Weights};
 
-use crate::error::{GlowError, Result};
+use crate::error::Result;
 
 /// Everything loaded from one model directory, checked and folded, not yet on a GPU.
 #[derive(Debug, Clone)]
@@ -41,6 +41,7 @@ impl Model {
     /// Loads a model directory from disk (native only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_dir(dir: &std::path::Path) -> Result<Self> {
+        use crate::error::GlowError;
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| GlowError::Io(format!("{}: {e}", dir.join(name).display())))
         };

@@ -95,7 +95,7 @@ pub fn write_safetensors(config: &ModelConfig, map: &HashMap<String, Vec<f32>>, 
         );
     }
     let mut h = serde_json::to_vec(&header).unwrap_or_default();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();

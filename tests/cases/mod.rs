@@ -77,7 +77,7 @@ pub fn close(what: &str, got: &[f32], want: &[f32], abs: f64, rel: f64) {
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let d = (g as f64 - w as f64).abs();
         max = max.max(d);
-        if !(d <= abs + rel * (w as f64).abs()) {
+        if d.is_nan() || d > abs + rel * (w as f64).abs() {
             bad.push(format!("[{i}] {g} vs {w}"));
         }
     }
@@ -85,6 +85,7 @@ pub fn close(what: &str, got: &[f32], want: &[f32], abs: f64, rel: f64) {
 }
 
 /// The GPU context for a backend's sessions (`None` for the CPU engine).
+#[allow(clippy::arc_with_non_send_sync)] // one thread in the browser; Send + Sync natively
 pub async fn context(backend: Backend) -> Option<Arc<GpuContext>> {
     match backend {
         Backend::Gpu => Some(Arc::new(GpuContext::new().await.expect("a WebGPU/Vulkan adapter"))),
@@ -231,7 +232,7 @@ pub async fn bad_inputs_are_refused(backend: Backend) {
     let t = s.temperatures(1.0, &[]).unwrap();
     let kind = |r: Result<Vec<u8>, GlowError>| r.err().map(|e| e.kind()).unwrap_or("accepted");
     assert_eq!(s.encode(&[0; 10], 1).await.err().map(|e| e.kind()), Some("BadImage"));
-    assert_eq!(kind(s.decode(&vec![0.0; 5], 1, &t, false).await), "BadInput");
+    assert_eq!(kind(s.decode(&[0.0; 5], 1, &t, false).await), "BadInput");
     assert_eq!(kind(s.decode(&vec![1e30; d], 1, &t, false).await), "BadInput");
     let mut nan = vec![0.0; d];
     nan[7] = f32::NAN;

@@ -169,8 +169,8 @@ fn conv_tile_groups(blocks: u32, pixel_blocks: u32) -> (u32, u32, u32) {
 /// benchmarks and tests).
 pub fn variant(p: &Conv2dParams) -> ConvVariant {
     let cin4 = p.cin.div_ceil(4) * 4;
-    let vec_in = p.in_stride % 4 == 0 && p.in_offset % 4 == 0 && p.in_offset + cin4 <= p.in_stride;
-    let vec_out = p.cout % 4 == 0 && p.out_stride % 4 == 0 && p.out_offset % 4 == 0;
+    let vec_in = p.in_stride.is_multiple_of(4) && p.in_offset.is_multiple_of(4) && p.in_offset + cin4 <= p.in_stride;
+    let vec_out = p.cout.is_multiple_of(4) && p.out_stride.is_multiple_of(4) && p.out_offset.is_multiple_of(4);
     #[cfg(not(target_arch = "wasm32"))]
     match std::env::var("GLOW_CONV").ok().as_deref() {
         Some("scalar") => return ConvVariant::Scalar,
@@ -239,10 +239,11 @@ impl ConvLayout {
     /// that reads pixels `in_stride` floats apart and writes channel `out_offset` of pixels
     /// `out_stride` apart. `scratch` is the longest im2col row a scratch buffer can hold
     /// (`None`: no scratch buffer free for this conv).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(ksize: u32, cin: usize, cout: usize, weight: &[f32], in_stride: usize, out_stride: usize, out_offset: usize, scratch: Option<usize>) -> ConvLayout {
         let kpad = (9 * cin).div_ceil(4) * 4;
         let (ksize, cin, weight, in_stride, im2col) = match scratch {
-            Some(room) if ksize == 3 && cin % 4 != 0 && kpad <= room => {
+            Some(room) if ksize == 3 && !cin.is_multiple_of(4) && kpad <= room => {
                 let mut w = weight.to_vec();
                 w.resize(kpad * cout, 0.0);
                 (1, kpad, w, kpad, Some(cin))
