@@ -32,9 +32,19 @@ async fn shared_context() -> Result<Arc<GpuContext>, GlowError> {
     if let Some(c) = CONTEXT.with(|c| c.borrow().clone()) {
         return Ok(c);
     }
+    if !webgpu_present() {
+        return Err(GlowError::NoAdapter("this browser has no WebGPU (navigator.gpu is missing)".into()));
+    }
     let ctx = Arc::new(GpuContext::new().await?);
     CONTEXT.with(|c| *c.borrow_mut() = Some(ctx.clone()));
     Ok(ctx)
+}
+
+/// Whether `navigator.gpu` exists (in a page or a worker), checked before wgpu is asked.
+fn webgpu_present() -> bool {
+    let nav = Reflect::get(&js_sys::global(), &"navigator".into()).ok();
+    let gpu = nav.and_then(|n| Reflect::get(&n, &"gpu".into()).ok());
+    gpu.is_some_and(|g| !g.is_undefined() && !g.is_null())
 }
 
 /// A `GlowError` as a JS `Error` whose `name` says which kind.
