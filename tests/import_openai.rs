@@ -525,7 +525,10 @@ fn a_class_embedding_is_folded_into_the_top_prior() {
 fn refusal(g: &GraphDef) -> String {
     match import_def(g, &ImportOptions::default()) {
         Ok(_) => panic!("the import should have been refused"),
-        Err(e) => e.to_string(),
+        Err(e) => {
+            eprintln!("refused: {e}");
+            e.to_string()
+        }
     }
 }
 

@@ -99,7 +99,11 @@ pub fn import_openai_bytes(graph: Bytes, opts: &ImportOptions) -> Result<Importe
 impl Imported {
     /// `model.json`'s text.
     pub fn config_json(&self) -> String {
-        serde_json::to_string_pretty(&self.config).expect("a config always serializes") + "\n"
+        let mut v = serde_json::to_value(&self.config).expect("a config always serializes");
+        if let Some(m) = v.as_object_mut() {
+            m.retain(|_, x| !x.is_null());
+        }
+        serde_json::to_string_pretty(&v).expect("a value always serializes") + "\n"
     }
 
     /// Attaches OpenAI's `z_manipulate.npy` (float32 `[n_attributes, D]`, eps space,

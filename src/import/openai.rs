@@ -32,6 +32,11 @@ fn refuse(node: &str, problem: impl Into<String>) -> GlowError {
     GlowError::tensor(node, problem)
 }
 
+/// A problem with a node that is not a weight.
+fn node_err(node: &str, problem: impl Into<String>) -> GlowError {
+    GlowError::Input(format!("graph: node '{node}': {}", problem.into()))
+}
+
 fn graph_err(msg: String) -> GlowError {
     GlowError::Input(format!("graph: {msg}"))
 }
@@ -298,22 +303,22 @@ impl<'g> OpenAiGraph<'g> {
             graph_err(format!("no '{IMAGE_INPUT}' placeholder: not a graph frozen from OpenAI's Glow code (model.py names its input so)"))
         })?;
         if n.op != "Placeholder" {
-            return Err(refuse(IMAGE_INPUT, format!("is a '{}' op, expected a Placeholder", n.op)));
+            return Err(node_err(IMAGE_INPUT, format!("is a '{}' op, expected a Placeholder", n.op)));
         }
         if let Some(t) = n.attr_type("dtype") {
             if t != dtype::UINT8 {
-                return Err(refuse(IMAGE_INPUT, format!("has dtype {}, expected uint8", dtype::name(t))));
+                return Err(node_err(IMAGE_INPUT, format!("has dtype {}, expected uint8", dtype::name(t))));
             }
         }
         let dims = n
             .attr_shape("shape")
             .and_then(|s| s.partial_dims())
-            .ok_or_else(|| refuse(IMAGE_INPUT, "has no shape attribute, so the image size is unknown"))?;
+            .ok_or_else(|| node_err(IMAGE_INPUT, "has no shape attribute, so the image size is unknown"))?;
         match dims.as_slice() {
             [_, Some(h), Some(w), Some(c)] if *c == 1 || *c == 3 => {
                 Ok(ImageSpec { height: *h as u32, width: *w as u32, channels: *c as u32 })
             }
-            _ => Err(refuse(IMAGE_INPUT, format!("has shape {dims:?}, expected [?, H, W, 1 or 3]"))),
+            _ => Err(node_err(IMAGE_INPUT, format!("has shape {dims:?}, expected [?, H, W, 1 or 3]"))),
         }
     }
 
@@ -324,7 +329,7 @@ impl<'g> OpenAiGraph<'g> {
             .g
             .consumers(IMAGE_INPUT)
             .find(|n| n.op == "Cast" && n.name.starts_with(&format!("{SCOPE}/")))
-            .ok_or_else(|| refuse(IMAGE_INPUT, format!("no Cast of it under '{SCOPE}/': cannot find OpenAI's preprocessing")))?;
+            .ok_or_else(|| node_err(IMAGE_INPUT, format!("no Cast of it under '{SCOPE}/': cannot find OpenAI's preprocessing")))?;
         let divisor = |n: &NodeDef| -> Option<f64> {
             if n.op != "RealDiv" {
                 return None;
@@ -334,28 +339,28 @@ impl<'g> OpenAiGraph<'g> {
         };
         let div1 = self
             .consumer_op(&cast.name, "RealDiv")
-            .ok_or_else(|| refuse(&cast.name, "is not followed by a division: unknown preprocessing"))?;
-        let d1 = divisor(div1).ok_or_else(|| refuse(&div1.name, "does not divide by a constant: unknown preprocessing"))?;
+            .ok_or_else(|| node_err(&cast.name, "is not followed by a division: unknown preprocessing"))?;
+        let d1 = divisor(div1).ok_or_else(|| node_err(&div1.name, "does not divide by a constant: unknown preprocessing"))?;
         let (n_bins, step) = match self.consumer_op(&div1.name, "Floor") {
             Some(floor) => {
                 let div2 = self
                     .consumer_op(&floor.name, "RealDiv")
-                    .ok_or_else(|| refuse(&floor.name, "is not followed by a division by 2^n_bits: unknown preprocessing"))?;
-                let d2 = divisor(div2).ok_or_else(|| refuse(&div2.name, "does not divide by a constant"))?;
+                    .ok_or_else(|| node_err(&floor.name, "is not followed by a division by 2^n_bits: unknown preprocessing"))?;
+                let d2 = divisor(div2).ok_or_else(|| node_err(&div2.name, "does not divide by a constant"))?;
                 (d2, d1)
             }
             None => (d1, 1.0),
         };
         let n_bits = n_bins.log2().round();
         if !(1.0..=8.0).contains(&n_bits) || 2f64.powf(n_bits) != n_bins || step * n_bins != 256.0 {
-            return Err(refuse(
+            return Err(node_err(
                 &div1.name,
                 format!("preprocessing divides by {step} and then by {n_bins}: not floor(x / 2^(8-n)) / 2^n for any n_bits in 1..=8"),
             ));
         }
         if let Some(max) = self.const_scalar(&format!("{SCOPE}/random_uniform/max")) {
             if (max - 1.0 / n_bins).abs() > 1e-9 {
-                return Err(refuse(
+                return Err(node_err(
                     &format!("{SCOPE}/random_uniform/max"),
                     format!("dequantization noise is U(0, {max}), expected U(0, 1/{n_bins}) for n_bits = {n_bits}"),
                 ));
@@ -440,7 +445,7 @@ impl<'g> OpenAiGraph<'g> {
                 if let Some(st) = strides {
                     if st.last() == Some(&-1) {
                         if st.len() != 4 || st[..3] != [1, 1, 1] {
-                            return Err(refuse(&n.name, format!("slices with strides {st:?}; only a reversal of the channels is supported")));
+                            return Err(node_err(&n.name, format!("slices with strides {st:?}; only a reversal of the channels is supported")));
                         }
                         return Ok(Permutation::Reverse);
                     }
@@ -522,7 +527,7 @@ impl<'g> OpenAiGraph<'g> {
                 let sigmoid = self.g.nodes().iter().find(|n| n.op == "Sigmoid" && parent(&n.name).len() + 1 == scope.len() && n.name.starts_with(&scope));
                 match (coupling, sigmoid) {
                     (Coupling::Additive, Some(n)) => {
-                        return Err(refuse(&n.name, "a Sigmoid in a step of an additive-coupling graph (f1/l_last has C/2 outputs): inconsistent graph"))
+                        return Err(node_err(&n.name, "a Sigmoid in a step of an additive-coupling graph (f1/l_last has C/2 outputs): inconsistent graph"))
                     }
                     (Coupling::Affine, None) => {
                         return Err(refuse(
@@ -703,14 +708,14 @@ impl<'g> OpenAiGraph<'g> {
             let t = ConstTensor::of(n)?;
             let (h, w) = (s.h + 2, s.w + 2);
             if t.shape != [1, h, w, 1] {
-                return Err(refuse(&name, format!("has shape {:?}; level {l} needs the edge pad [1, {h}, {w}, 1]", t.shape)));
+                return Err(node_err(&name, format!("has shape {:?}; level {l} needs the edge pad [1, {h}, {w}, 1]", t.shape)));
             }
             let v = t.floats()?;
             for y in 0..h {
                 for x in 0..w {
                     let border = y == 0 || x == 0 || y == h - 1 || x == w - 1;
                     if v[y * w + x] != border as u8 as f64 {
-                        return Err(refuse(&name, format!("is not OpenAI's edge pad (value {} at y={y}, x={x})", v[y * w + x])));
+                        return Err(node_err(&name, format!("is not OpenAI's edge pad (value {} at y={y}, x={x})", v[y * w + x])));
                     }
                 }
             }
@@ -795,7 +800,7 @@ impl<'g> OpenAiGraph<'g> {
         while let Some(name) = stack.pop() {
             for c in self.g.consumers(&name) {
                 if c.name.starts_with(&format!("{SCOPE}/")) || c.name.starts_with(&format!("{SCOPE}_1/")) {
-                    return Err(refuse(
+                    return Err(node_err(
                         DOWNSAMPLED_INPUT,
                         format!(
                             "feeds '{}': this graph conditions the flow on a downsampled image, which the model format cannot express",
@@ -836,6 +841,7 @@ impl<'g> OpenAiGraph<'g> {
         let metadata = [("source".to_string(), "openai-glow frozen graph".to_string())];
         let mut out = TensorWriter::new(&tensors, opts.f16, &metadata)?;
         self.write_weights(&plan, &mut out)?;
+        let consts_read = self.used.len();
         self.check_edge_pads(&cfg)?;
         self.check_leftovers()?;
         self.check_downsampled()?;
@@ -846,9 +852,12 @@ impl<'g> OpenAiGraph<'g> {
         r.values = tensors.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
         r.dtype = if opts.f16 { "F16" } else { "F32" }.into();
         r.config = Some(serde_json::to_value(&cfg).map_err(|e| GlowError::Config(e.to_string()))?);
+        if let Some(m) = r.config.as_mut().and_then(|v| v.as_object_mut()) {
+            m.retain(|_, x| !x.is_null());
+        }
         r.from_folded.sort();
         r.from_folded.dedup();
-        r.tf_tensors_read = self.used.len();
+        r.tf_tensors_read = consts_read;
         Ok((cfg, bytes, self.report))
     }
 }
