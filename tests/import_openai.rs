@@ -2,6 +2,7 @@
 //! (`shared/openai_glow_tiny`, beside the checkout): its weights, OpenAI's golden eps,
 //! bits/dim and decoded images, a synthetic constant-folded variant, the other
 //! permutations, class conditioning, `z_manipulate.npy`, and refusals that name the node.
+#![cfg(not(target_arch = "wasm32"))]
 
 use bytes::Bytes;
 use glow_web::import::graphdef::{
@@ -211,11 +212,13 @@ fn check_goldens(model: &Model, eps_tol: f64) {
             batch,
         );
         let d = max_abs_diff(&enc.eps, &want);
+        eprintln!("eps ({which} noise): max |ours - OpenAI's| = {d:e}");
         assert!(d <= eps_tol, "eps ({which} noise) differ from OpenAI's by {d}");
         let bits = g[&format!("bits_x_{which}")].f32();
-        for b in 0..batch {
-            let diff = (enc.bits_per_dim[b] - bits[b] as f64).abs();
-            assert!(diff <= 1e-6, "bits/dim of image {b} ({which}): ours {} OpenAI {} (diff {diff})", enc.bits_per_dim[b], bits[b]);
+        for (b, (ours, theirs)) in enc.bits_per_dim.iter().zip(bits).enumerate() {
+            let diff = (ours - *theirs as f64).abs();
+            eprintln!("bits/dim ({which}) image {b}: ours {ours:.9} OpenAI {theirs:.9} (diff {diff:e})");
+            assert!(diff <= 1e-6, "bits/dim of image {b} ({which}): ours {ours} OpenAI {theirs} (diff {diff})");
         }
     }
     for which in ["rt", "t07"] {
@@ -225,6 +228,7 @@ fn check_goldens(model: &Model, eps_tol: f64) {
         );
         let x = reference::decode(&model.folded, &eps, batch, &[1.0; 3]);
         let d = max_abs_diff(&x, g[&format!("x_float_{which}")].f32());
+        eprintln!("decoded floats ({which}): max |ours - OpenAI's| = {d:e}");
         assert!(d <= 1e-5, "decoded floats ({which}) differ from OpenAI's by {d}");
         assert_eq!(postprocess(&x), g[&format!("x_uint8_{which}")].u8(), "decoded uint8 images ({which})");
     }
@@ -476,6 +480,80 @@ fn shuffle_and_reverse_permutations_become_permutation_matrices() {
     assert!(e.contains("model/0/0/shuffle/indices_inverse") && e.contains("inverse"), "{e}");
 }
 
+/// `W = p @ l @ u` (scipy.linalg.lu's convention), with partial pivoting, in f64.
+fn lu(w: &[f32], n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut a: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+    let mut perm: Vec<usize> = (0..n).collect();
+    let mut l = vec![0f64; n * n];
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs())).unwrap();
+        for k in 0..n {
+            a.swap(col * n + k, piv * n + k);
+            l.swap(col * n + k, piv * n + k);
+        }
+        perm.swap(col, piv);
+        for r in col + 1..n {
+            let f = a[r * n + col] / a[col * n + col];
+            l[r * n + col] = f;
+            for k in col..n {
+                a[r * n + k] -= f * a[col * n + k];
+            }
+        }
+    }
+    for i in 0..n {
+        l[i * n + i] = 1.0;
+    }
+    // Rows of W were permuted: P W = L U, so W = P^T L U and p = P^T.
+    let mut p = vec![0f64; n * n];
+    for (i, &src) in perm.iter().enumerate() {
+        p[src * n + i] = 1.0;
+    }
+    (p, l, a)
+}
+
+/// model.py's other invconv: every `invconv/W` replaced by its LU factors as
+/// `invertible_1x1_conv`'s LU branch stores them (P, L, U strictly upper, sign_S, log_S),
+/// with W's readers fed by a MatMul of them.
+#[test]
+fn lu_decomposed_invconv_imports_to_the_same_model() {
+    let mut g = graph_def();
+    let names: Vec<String> = g.node.iter().map(|n| n.name.clone()).filter(|n| n.ends_with("/invconv/W")).collect();
+    for name in &names {
+        let scope = name.strip_suffix("/W").unwrap().to_string();
+        let (shape, w) = floats(&g, name);
+        let c = shape[0];
+        let (p, l, u) = lu(&w, c);
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let strict_u: Vec<f64> = (0..c * c).map(|i| if i % c > i / c { u[i] } else { 0.0 }).collect();
+        let diag: Vec<f64> = (0..c).map(|i| u[i * c + i]).collect();
+        let sign: Vec<f64> = diag.iter().map(|d| d.signum()).collect();
+        let log_s: Vec<f64> = diag.iter().map(|d| d.abs().ln()).collect();
+        remove(&mut g, std::slice::from_ref(name));
+        let factors = [
+            ("P", vec![c, c], f(&p)),
+            ("L", vec![c, c], f(&l)),
+            ("U", vec![c, c], f(&strict_u)),
+            ("sign_S", vec![c], f(&sign)),
+            ("log_S", vec![c], f(&log_s)),
+        ];
+        for (v, shape, vals) in factors {
+            g.node.push(const_node(&format!("{scope}/{v}"), tensor_f32(&shape, &vals)));
+        }
+        g.node.push(op_node(&format!("{scope}/MatMul"), "MatMul", &[&format!("{scope}/L"), &format!("{scope}/U")]));
+        let read = g.node.iter_mut().find(|n| n.name == format!("{scope}/W/read")).unwrap();
+        *read = op_node(&format!("{scope}/W/read"), "MatMul", &[&format!("{scope}/P"), &format!("{scope}/MatMul")]);
+    }
+    let imp = import_def(&g, &ImportOptions::default()).unwrap();
+    assert_eq!(imp.report.permutation, "invconv-lu");
+    let plain = import::import_openai(&graph_bytes(), &ImportOptions::default()).unwrap();
+    for (l, k) in [(0, 0), (1, 1), (2, 0)] {
+        let name = format!("L{l}.S{k}.invconv.W");
+        let d = max_abs_diff(&tensor_of(&imp, &name), &tensor_of(&plain, &name));
+        assert!(d < 1e-6, "{name}: W from its LU factors differs by {d}");
+    }
+    check_goldens(&load(&imp), 1e-5);
+}
+
 fn add_label_embedding(g: &mut GraphDef, n_y: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let c2 = 96;
     let w: Vec<f32> = (0..n_y * c2).map(|i| ((i * 29) % 17) as f32 * 0.01 - 0.08).collect();
@@ -568,11 +646,18 @@ fn broken_and_unsupported_graphs_are_refused_naming_the_node() {
     let e = refusal(&g);
     assert!(e.contains("model/1/1/invconv/W") && e.contains("40 bytes"), "{e}");
 
-    // Unsupported: the LU-decomposed invertible 1x1 conv.
+    // An LU-decomposed invconv with a factor missing.
     let mut g = graph_def();
+    remove(&mut g, &["model/0/0/invconv/W".to_string()]);
     g.node.push(const_node("model/0/0/invconv/log_S", tensor_f32(&[12], &[0.0; 12])));
     let e = refusal(&g);
-    assert!(e.contains("model/0/0/invconv/log_S") && e.contains("LU"), "{e}");
+    assert!(e.contains("model/0/0/invconv/log_S") && e.contains("LU") && e.contains("P, L, U, sign_S missing"), "{e}");
+    // A stray LU factor beside a plain W is an unknown weight.
+    let mut g = graph_def();
+    g.node.push(const_node("model/0/0/invconv/log_S", tensor_f32(&[12], &[0.0; 12])));
+    g.node.push(op_node("model/0/0/invconv/Exp_9", "Exp", &["model/0/0/invconv/log_S"]));
+    let e = refusal(&g);
+    assert!(e.contains("model/0/0/invconv/log_S") && e.contains("does not know"), "{e}");
 
     // Unsupported: a weight OpenAI's Glow does not have, read by an op.
     let mut g = graph_def();

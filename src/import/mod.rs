@@ -43,7 +43,7 @@ pub struct ImportReport {
     pub tf_producer: Option<i32>,
     /// The `model.json` written.
     pub config: Option<serde_json::Value>,
-    /// `invconv`, `shuffle` or `reverse` (joined with `+` if steps differ).
+    /// `invconv`, `invconv-lu`, `shuffle` or `reverse` (joined with `+` if steps differ).
     pub permutation: String,
     /// Our tensors written, and their total number of values.
     pub tensors: usize,

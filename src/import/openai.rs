@@ -25,6 +25,8 @@ const DOWNSAMPLED_INPUT: &str = "input/downsampled_image";
 /// OpenAI's `logscale_factor`: stored log-scales are multiplied by 3 before `exp`.
 const LOGSCALE: f64 = 3.0;
 /// Leaf names of the variables OpenAI's code creates (tfops.py, model.py).
+/// The LU-decomposed invconv's variables (model.py's `invertible_1x1_conv`, else-branch).
+const LU_VARIABLES: [&str; 5] = ["P", "L", "U", "sign_S", "log_S"];
 const VARIABLE_LEAVES: &[&str] =
     &["W", "b", "logs", "indices", "indices_inverse", "P", "L", "U", "sign_S", "log_S", "s", "embedding"];
 
@@ -143,6 +145,8 @@ pub struct OpenAiGraph<'g> {
 #[derive(Clone, Debug, PartialEq)]
 enum Permutation {
     Invconv,
+    /// model.py's LU-decomposed invconv: `W = P (L + I) (U + diag(sign_S * exp(log_S)))`.
+    Lu,
     Shuffle(Vec<usize>),
     Reverse,
 }
@@ -151,6 +155,7 @@ impl Permutation {
     fn kind(&self) -> &'static str {
         match self {
             Permutation::Invconv => "invconv",
+            Permutation::Lu => "invconv-lu",
             Permutation::Shuffle(_) => "shuffle",
             Permutation::Reverse => "reverse",
         }
@@ -406,17 +411,26 @@ impl<'g> OpenAiGraph<'g> {
 
     fn permutation(&self, l: usize, k: usize, c: usize) -> Result<Permutation> {
         let s = format!("{SCOPE}/{l}/{k}");
-        for lu in ["L", "U", "log_S", "sign_S", "P"] {
-            let v = format!("{s}/invconv/{lu}");
-            if self.exists(&v, Kind::Plain)? {
-                return Err(refuse(
-                    &v,
-                    "the LU-decomposed invertible 1x1 conv (model.py's alternative invconv) is not supported; only a plain invconv/W",
-                ));
-            }
-        }
+        // A W (or its folded reshape, which the LU form also ends in) is taken as it is.
         if self.exists(&format!("{s}/invconv/W"), Kind::InvconvW)? {
             return Ok(Permutation::Invconv);
+        }
+        let mut lu_missing = Vec::new();
+        for v in LU_VARIABLES {
+            if !self.exists(&format!("{s}/invconv/{v}"), Kind::Plain)? {
+                lu_missing.push(v);
+            }
+        }
+        match lu_missing.len() {
+            0 => return Ok(Permutation::Lu),
+            n if n < LU_VARIABLES.len() => {
+                let present = LU_VARIABLES.iter().find(|v| !lu_missing.contains(*v)).expect("one is present");
+                return Err(refuse(
+                    &format!("{s}/invconv/{present}"),
+                    format!("an LU-decomposed invconv needs P, L, U, sign_S and log_S; {} missing", lu_missing.join(", ")),
+                ));
+            }
+            _ => {}
         }
         let iv = format!("{s}/shuffle/indices");
         if let Some((found, _)) = self.find(&iv, Kind::Plain)? {
@@ -617,7 +631,23 @@ impl<'g> OpenAiGraph<'g> {
                 self.copy(out, &format!("{p}actnorm.logs"), &an("actnorm_scale/logs"), Kind::LogScale, &[1, 1, 1, c])?;
                 let wname = format!("{p}invconv.W");
                 match &plan.permutations[l][k] {
-                    Permutation::Invconv => self.copy(out, &wname, &an("invconv/W"), Kind::InvconvW, &[c, c])?,
+                    Permutation::Invconv => {
+                        self.copy(out, &wname, &an("invconv/W"), Kind::InvconvW, &[c, c])?;
+                        // A folded LU graph may keep its factors (for the decoder) beside the
+                        // folded W: all five, or they count as unknown weights.
+                        let lu: Vec<String> = LU_VARIABLES.iter().map(|x| an(&format!("invconv/{x}"))).collect();
+                        if lu.iter().all(|x| self.g.node(x).is_some()) {
+                            self.used.extend(lu);
+                        }
+                    }
+                    Permutation::Lu => {
+                        let w = self.lu_matrix(&v, c, &wname)?;
+                        let mut sink = out.sink(&wname)?;
+                        for (i, x) in w.iter().enumerate() {
+                            sink.put(i, *x);
+                        }
+                        sink.finish(&an("invconv"))?;
+                    }
                     perm => {
                         // A permutation as a matrix: y_j = x_{src(j)}, so W[src(j), j] = 1.
                         let src: Vec<usize> = match perm {
@@ -690,6 +720,45 @@ impl<'g> OpenAiGraph<'g> {
             }
         }
         Ok(())
+    }
+
+    /// `W = P · (L ∘ tril(-1) + I) · (U ∘ triu(1) + diag(sign_S · exp(log_S)))` in f64,
+    /// as model.py builds it (masks applied, whatever the stored triangles hold).
+    fn lu_matrix(&mut self, step: &str, c: usize, ours: &str) -> Result<Vec<f64>> {
+        let mut get = |v: &str, shape: &[usize]| -> Result<Vec<f64>> {
+            let name = format!("{step}invconv/{v}");
+            self.require(&name, Kind::Plain, shape, ours)?.values(&name)
+        };
+        let (p, l, u) = (get("P", &[c, c])?, get("L", &[c, c])?, get("U", &[c, c])?);
+        let (sign, log_s) = (get("sign_S", &[c])?, get("log_S", &[c])?);
+        let lower = |i: usize, j: usize| match i.cmp(&j) {
+            std::cmp::Ordering::Greater => l[i * c + j],
+            std::cmp::Ordering::Equal => 1.0,
+            std::cmp::Ordering::Less => 0.0,
+        };
+        let upper = |i: usize, j: usize| match i.cmp(&j) {
+            std::cmp::Ordering::Less => u[i * c + j],
+            std::cmp::Ordering::Equal => sign[i] * log_s[i].exp(),
+            std::cmp::Ordering::Greater => 0.0,
+        };
+        let mut lu = vec![0f64; c * c];
+        for i in 0..c {
+            for j in 0..c {
+                lu[i * c + j] = (0..=i.min(j)).map(|m| lower(i, m) * upper(m, j)).sum();
+            }
+        }
+        let mut w = vec![0f64; c * c];
+        for i in 0..c {
+            for m in 0..c {
+                let pm = p[i * c + m];
+                if pm != 0.0 {
+                    for j in 0..c {
+                        w[i * c + j] += pm * lu[m * c + j];
+                    }
+                }
+            }
+        }
+        Ok(w)
     }
 
     // ---- consistency checks --------------------------------------------------------
