@@ -13,6 +13,7 @@ pub mod error;
 pub mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod image_io;
+pub mod import;
 pub mod model;
 pub mod npy;
 pub mod reference;

@@ -174,6 +174,18 @@ mod cli {
             #[arg(long)]
             model: PathBuf,
         },
+        /// Convert OpenAI's frozen Glow graph (graph_unoptimized.pb) into a model directory,
+        /// then reload it and check it on synthetic images (docs/FORMAT.md)
+        ImportOpenai {
+            graph: PathBuf,
+            out: PathBuf,
+            /// Store weights (and directions) as f16
+            #[arg(long)]
+            f16: bool,
+            /// OpenAI's z_manipulate.npy: the 40 CelebA attribute directions
+            #[arg(long)]
+            z_manipulate: Option<PathBuf>,
+        },
     }
 
     fn load_model(m: &ModelArgs) -> Result<Model> {
@@ -347,6 +359,11 @@ mod cli {
                         "parameters": params, "dim": model.dim(), "gflop_per_image": c.flops_per_image() / 1e9,
                         "attributes": model.directions.as_ref().map(|d| d.names.clone()).unwrap_or_default()})
                 );
+            }
+            Cmd::ImportOpenai { graph, out, f16, z_manipulate } => {
+                let opts = glow_web::import::ImportOptions { f16, ..Default::default() };
+                let report = glow_web::import::convert_file(&graph, &out, &opts, z_manipulate.as_deref())?;
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             }
         }
         Ok(())
