@@ -21,7 +21,9 @@ fn reference_encode_matches_pytorch() {
             assert!((got - want).abs() < 1e-6, "{name} bpd[{i}]: got {got}, want {want}");
         }
         for (got, want) in enc.logdet.iter().zip(g.f64("logdet")) {
-            assert!((got - want).abs() < 1e-3 * want.abs().max(1.0), "{name} logdet: got {got}, want {want}");
+            // Both sides fold the same weights in f64 (measured agreement ~3e-10); the affine
+            // fixtures' data-dependent part sums f32 coupling outputs, hence not 1e-12.
+            assert!((got - want).abs() < 1e-8 * want.abs().max(1.0), "{name} logdet: got {got}, want {want}");
         }
     }
 }
