@@ -82,15 +82,20 @@ impl Session {
     /// Opens a session: probes the GPU unless the CPU is asked for, picks the backend and
     /// builds its engine.
     pub async fn new(model: Model, opts: Options) -> Result<Session> {
+        Session::with_probe(model, opts, async { GpuContext::new().await.map(Arc::new) }).await
+    }
+
+    /// As `new`, with the caller's own adapter probe (the page shares one device between
+    /// its sessions). The probe is awaited only when the CPU engine was not asked for.
+    pub async fn with_probe(model: Model, opts: Options, probe: impl std::future::Future<Output = Result<Arc<GpuContext>>>) -> Result<Session> {
         let ctx = match opts.backend {
             Preference::Cpu => Err(GlowError::NoAdapter("not probed: the CPU engine was asked for".into())),
-            _ => GpuContext::new().await.map(Arc::new),
+            _ => probe.await,
         };
         Session::with_context(model, opts, ctx).await
     }
 
-    /// As `new`, with a GPU context probed by the caller (several sessions on one page
-    /// share one device).
+    /// As `new`, with the result of a probe already made (tests share one context).
     pub async fn with_context(model: Model, opts: Options, ctx: Result<Arc<GpuContext>>) -> Result<Session> {
         if opts.batch == 0 || opts.batch > MAX_IMAGES {
             return Err(GlowError::Input(format!("batch {} must be 1..={MAX_IMAGES}", opts.batch)));

@@ -176,10 +176,6 @@ impl CpuEngine {
         CpuEngine { model: fm, steps, priors }
     }
 
-    pub fn model(&self) -> &FoldedModel {
-        &self.model
-    }
-
     fn coupling_net(&self, l: usize, k: usize, batch: usize, state: &[f32]) -> Vec<f32> {
         let s = self.model.levels[l].shape;
         let width = self.model.config.width as usize;

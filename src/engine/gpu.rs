@@ -77,7 +77,7 @@ enum Output {
     X,
 }
 
-/// One dispatch's GPU time from timestamp queries (`Glow::profile`).
+/// One dispatch's GPU time from timestamp queries (`GpuEngine::profile`).
 #[derive(Clone, Debug)]
 pub struct DispatchTime {
     /// Where in the flow, e.g. "L0/S3/f1" (level 0, step 3, the coupling net's first conv).
@@ -234,8 +234,8 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// The prior kernel's parameters for level `l`: the same geometry as the CPU
-/// CPU's (`model::flow::split_geometry`), so the two cannot drift apart.
+/// The prior kernel's parameters for level `l`: the same geometry as the CPU engine's
+/// (`model::flow::split_geometry`), so the two cannot drift apart.
 fn prior_params(model: &FoldedModel, l: usize, batch: usize) -> PriorParams {
     let g = split_geometry(model, l, batch);
     PriorParams {
@@ -491,17 +491,8 @@ impl GpuEngine {
         }
     }
 
-    pub fn batch(&self) -> usize {
-        self.batch
-    }
-    pub fn model(&self) -> &FoldedModel {
-        &self.model
-    }
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
-    }
-    pub fn adapter_info(&self) -> String {
-        self.ctx.adapter_description()
     }
     /// Number of dispatches in one encode and one decode of given latents (for
     /// benchmarks and tests).

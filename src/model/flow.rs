@@ -114,7 +114,7 @@ pub struct PriorGeometry {
     pub eps_image_stride: usize,
 }
 
-pub const LN_2PI: f64 = 1.837_877_066_409_345_3;
+const LN_2PI: f64 = 1.837_877_066_409_345_3;
 
 /// eps = (z - mean) / exp(logs); returns the per-image Gaussian log-density of z.
 pub fn prior_standardize(g: PriorGeometry, state: &[f32], h: &[f32], eps: &mut [f32]) -> Vec<f64> {
