@@ -15,7 +15,7 @@ shipped_models() {
 }
 
 build_site() {
-  wasm-pack build --target web --release --out-dir pkg --no-typescript --no-pack >/dev/null
+  wasm-pack build --target web --release --out-dir pkg --no-pack >/dev/null
   rm -rf dist && mkdir -p dist/pkg dist/models
   cp -r www/. dist/
   cp pkg/glow_web.js pkg/glow_web_bg.wasm dist/pkg/

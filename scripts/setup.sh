@@ -19,8 +19,9 @@ rustup component list --installed | grep -q '^clippy' || rustup component add cl
 wasm-pack --version 2>/dev/null | grep -q ' 0.15.1$' || cargo install wasm-pack --version 0.15.1 --locked
 wasm-bindgen --version 2>/dev/null | grep -q ' 0.2.130$' || cargo install wasm-bindgen-cli --version 0.2.130
 
-# playwright-core drives Debian's chromium for the page's end-to-end test (no browser download).
-if [ -f package.json ] && [ ! -d node_modules/playwright-core ]; then
+# playwright-core drives Debian's chromium for the page's end-to-end test (no browser
+# download); typescript and eslint check the page's JavaScript. Versions: package-lock.json.
+if [ -f package.json ] && { [ ! -d node_modules/playwright-core ] || [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/eslint ]; }; then
   npm ci --no-audit --no-fund --silent || npm install --no-audit --no-fund --silent
 fi
 echo "setup: done"

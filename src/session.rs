@@ -51,7 +51,7 @@ pub struct Session {
     reason: String,
     /// The shipped directions followed by those taught in this session.
     directions: RefCell<Option<Directions>>,
-    /// The length taught directions are scaled to (`latent::direction_length`).
+    /// The length every direction, shipped or taught, is scaled to (`latent::direction_length`).
     direction_length: f64,
     /// Set while an engine call runs: a second call (from JS, which can interleave
     /// awaits) is refused instead of racing for the same GPU buffers.
@@ -115,8 +115,16 @@ impl Session {
                 Err(e) => return Err(e),
             },
         };
+        // Every direction, shipped or taught, gets the same length, so that a slider's
+        // amount means the same distance in latent space for each attribute (raw class-mean
+        // differences range over 3x in length on the face model).
         let direction_length = latent::direction_length(model.directions.as_ref(), model.dim());
-        let directions = RefCell::new(model.directions.clone());
+        let mut shipped = model.directions.clone();
+        if let Some(d) = shipped.as_mut() {
+            let dim = d.dim;
+            d.values.chunks_exact_mut(dim).for_each(|row| latent::normalise(row, direction_length));
+        }
+        let directions = RefCell::new(shipped);
         Ok(Session { model, engine, reason, directions, direction_length, busy: Cell::new(false) })
     }
 
@@ -306,7 +314,7 @@ impl Session {
     }
 
     /// Teaches a direction from examples with and without an attribute (whole eps
-    /// vectors, concatenated), scaled to the length of the model's shipped directions;
+    /// vectors, concatenated), scaled to the common length of the model's directions;
     /// it joins the attributes under `name`. Returns its index.
     pub fn teach(&self, name: &str, with: &[f32], without: &[f32]) -> Result<usize> {
         let name = name.trim();

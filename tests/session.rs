@@ -74,3 +74,33 @@ fn profile_covers_every_dispatch() {
         }
     }
 }
+
+/// Every attribute direction of the shipped face model, and a taught one, moves a latent
+/// by the same distance per unit of slider, so a slider's range means the same for each
+/// (the file's raw class-mean differences range over 3x in length).
+#[test]
+fn directions_share_one_length() {
+    use glow_web::{Options, Preference, Session};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/celeba-64x64-additive");
+    let s = Session::open(&dir, Options { backend: Preference::Cpu, batch: 1 }).unwrap();
+    let d = s.dim();
+    let names = s.attribute_names();
+    assert_eq!(names.len(), 40);
+    let length = |amounts: &[f32]| {
+        let moved = s.manipulate(&vec![0.0; d], amounts).unwrap();
+        moved.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+    };
+    let unit = |n: usize, i: usize| (0..n).map(|j| if j == i { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
+    let first = length(&unit(40, 0));
+    assert!(first > 1.0, "direction length {first}");
+    for i in 0..40 {
+        let l = length(&unit(40, i));
+        assert!((l - first).abs() < 1e-3 * first, "{}: length {l}, {} has {first}", names[i], names[0]);
+    }
+    // A direction taught from two samples (their difference is ~30x longer than a shipped
+    // direction) gets the same length.
+    let eps = s.sample_eps(2, 7, &s.temperatures(1.0, &[]).unwrap()).unwrap();
+    s.teach("mine", &eps[..d], &eps[d..]).unwrap();
+    let l = length(&unit(41, 40));
+    assert!((l - first).abs() < 1e-3 * first, "taught direction length {l}, shipped {first}");
+}

@@ -1,0 +1,439 @@
+// @ts-check
+// Your face: a photo (file, drop, paste or camera) in a crop box with the model's aspect,
+// resized to the model's size, encoded to its exact latent, reconstructed, and scored in
+// bits/dim with a scale that says what the number means.
+
+import { drawImage } from '../glow/client.js';
+import { $, input, canvas, button, busy, bump, showError, clearError } from './ui.js';
+
+/** @typedef {import('./store.js').Store} Store */
+
+const MAX_SOURCE = 1024;
+
+/** @param {{store: Store, writeUrl: () => void}} ctx */
+export function mount({ store }) {
+  /** @type {{canvas: HTMLCanvasElement, crop: {x: number, y: number, w: number} | null} | null} */
+  let source = null;
+  const info = () => {
+    const c = store.state.client;
+    return c ? c.info : null;
+  };
+
+  async function fromBlob(/** @type {Blob | null} */ blob) {
+    clearError('you');
+    if (!blob || (blob.type && !blob.type.startsWith('image/'))) {
+      showError('you', Object.assign(new Error(`"${blob && 'name' in blob ? blob.name : 'that file'}" is not an image`), { name: 'BadImage' }));
+      return;
+    }
+    /** @type {ImageBitmap | HTMLImageElement} */
+    let image;
+    try {
+      image = await createImageBitmap(blob, { imageOrientation: 'from-image' });
+    } catch {
+      try {
+        image = await viaImg(blob);
+      } catch {
+        showError('you', Object.assign(new Error('the browser could not decode this file'), { name: 'BadImage' }));
+        return;
+      }
+    }
+    setSource(image, image.width, image.height, false);
+    if ('close' in image) image.close();
+  }
+
+  function viaImg(/** @type {Blob} */ blob) {
+    return /** @type {Promise<HTMLImageElement>} */ (new Promise((resolve, reject) => {
+      const url = URL.createObjectURL(blob);
+      const img = new Image();
+      img.onload = () => { URL.revokeObjectURL(url); resolve(img); };
+      img.onerror = () => { URL.revokeObjectURL(url); reject(new Error('decode')); };
+      img.src = url;
+    }));
+  }
+
+  /** Copies an image (capped at MAX_SOURCE px) into the crop stage and encodes it. */
+  function setSource(/** @type {CanvasImageSource} */ image, /** @type {number} */ w, /** @type {number} */ h, /** @type {boolean} */ mirror) {
+    const k = Math.min(1, MAX_SOURCE / Math.max(w, h));
+    const c = canvas('source');
+    c.width = Math.max(1, Math.round(w * k));
+    c.height = Math.max(1, Math.round(h * k));
+    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext('2d'));
+    ctx.save();
+    if (mirror) { ctx.translate(c.width, 0); ctx.scale(-1, 1); }
+    ctx.imageSmoothingQuality = 'high';
+    ctx.drawImage(image, 0, 0, c.width, c.height);
+    ctx.restore();
+    source = { canvas: c, crop: null };
+    $('drop-empty').hidden = true;
+    $('camera-panel').hidden = true;
+    $('stage').hidden = false;
+    $('crop-controls').hidden = false;
+    fit();
+    resetCrop();
+    encode();
+  }
+
+  /** Shows the photo as large as the drop area allows, never wider than it. */
+  function fit() {
+    if (!source) return;
+    const c = source.canvas;
+    const drop = $('drop');
+    const style = getComputedStyle(drop);
+    const maxW = drop.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const maxH = Math.min(440, window.innerHeight * 0.6);
+    const k = Math.min(maxW / c.width, maxH / c.height);
+    if (!(k > 0)) return;
+    c.style.width = `${Math.floor(c.width * k)}px`;
+    c.style.height = `${Math.floor(c.height * k)}px`;
+  }
+
+  /**
+   * A fresh crop box with the model's aspect: the training crop when the photo has the
+   * training images' shape (model.json preprocess), else centred at 80% of the short side.
+   */
+  function resetCrop() {
+    const i = info();
+    if (!source || !i) return;
+    const { width: W, height: H } = source.canvas;
+    const aspect = i.width / i.height;
+    const pre = i.config.preprocess || {};
+    const [sw, sh] = Array.isArray(pre.source_size) ? pre.source_size.map(Number) : [];
+    const [cx, cy, cw, ch] = Array.isArray(pre.crop) ? pre.crop.map(Number) : [];
+    if (sw > 0 && sh > 0 && cw > 0 && ch > 0 && Math.abs(W / H - sw / sh) < 0.01 && Math.abs(cw / ch - aspect) < 0.01) {
+      const k = W / sw;
+      source.crop = { x: cx * k, y: cy * k, w: cw * k };
+    } else {
+      const w = Math.min(W, H * aspect) * 0.8;
+      source.crop = { x: (W - w) / 2, y: (H - w / aspect) / 2, w };
+    }
+    place();
+  }
+
+  function place() {
+    const i = info();
+    if (!source || !source.crop || !i) return;
+    const { width: W, height: H } = source.canvas;
+    const aspect = i.width / i.height;
+    const c = source.crop;
+    const maxW = Math.min(W, H * aspect);
+    c.w = Math.min(maxW, Math.max(Math.min(8, maxW), c.w));
+    c.x = Math.min(W - c.w, Math.max(0, c.x));
+    c.y = Math.min(H - c.w / aspect, Math.max(0, c.y));
+    const box = $('crop');
+    box.style.left = `${(100 * c.x) / W}%`;
+    box.style.top = `${(100 * c.y) / H}%`;
+    box.style.width = `${(100 * c.w) / W}%`;
+    box.style.height = `${(100 * c.w) / aspect / H}%`;
+    input('crop-size').value = String(c.w / maxW);
+    box.setAttribute('aria-valuetext', `${Math.round(c.w)} pixels wide at ${Math.round(c.x)}, ${Math.round(c.y)}`);
+  }
+
+  function zoom(/** @type {number} */ f) {
+    const i = info();
+    if (!source || !source.crop || !i) return;
+    const c = source.crop;
+    const aspect = i.width / i.height;
+    const cx = c.x + c.w / 2;
+    const cy = c.y + c.w / aspect / 2;
+    c.w *= f;
+    c.w = Math.min(Math.min(source.canvas.width, source.canvas.height * aspect), Math.max(8, c.w));
+    c.x = cx - c.w / 2;
+    c.y = cy - c.w / aspect / 2;
+    place();
+  }
+
+  /**
+   * Where the eyes of a training image sit in the model's frame, as fractions: from
+   * model.json's preprocess, an explicit `eye_line`, or for crops of aligned CelebA (eye
+   * centres at about (0.388, 0.512) and (0.612, 0.512) of the image) from its crop.
+   */
+  function placeEyeGuide() {
+    const i = info();
+    if (!i) return;
+    const pre = i.config.preprocess || {};
+    const ok = (/** @type {number} */ v) => Number.isFinite(v) && v > 0 && v < 1;
+    let y = 0.45;
+    /** @type {number[] | null} */
+    let xs = null;
+    const [x0, y0, w, h] = Array.isArray(pre.crop) ? pre.crop.map(Number) : [];
+    const [sw, sh] = Array.isArray(pre.source_size) ? pre.source_size.map(Number) : [];
+    if (ok(Number(pre.eye_line))) y = Number(pre.eye_line);
+    else if (/align_celeba/i.test(String(pre.source || '')) && w > 0 && h > 0 && sw > 0 && sh > 0) {
+      const ey = (0.512 * sh - y0) / h;
+      const ex = [0.388, 0.612].map((f) => (f * sw - x0) / w);
+      if (ok(ey) && ex.every(ok)) { y = ey; xs = ex; }
+    }
+    $('eye-line').style.top = `${100 * y}%`;
+    $('eye-line').hidden = i.channels === 1;
+    $('eye-line').querySelectorAll('.eye').forEach((d, k) => {
+      const e = /** @type {HTMLElement} */ (d);
+      e.hidden = !xs;
+      if (xs) e.style.left = `${100 * xs[k]}%`;
+    });
+  }
+
+  /** The crop resized to the model's size (halving first, so large photos do not alias). */
+  function cropPixels() {
+    const i = /** @type {import('../glow/protocol.js').ModelInfo} */ (info());
+    const { canvas: src0, crop } = /** @type {{canvas: HTMLCanvasElement, crop: {x: number, y: number, w: number}}} */ (source);
+    const { width: W, height: H } = i;
+    /** @type {HTMLCanvasElement} */
+    let src = src0;
+    let { x, y, w } = crop;
+    let h = (w * H) / W;
+    while (w / 2 >= W * 2) {
+      const t = document.createElement('canvas');
+      t.width = Math.ceil(w / 2);
+      t.height = Math.ceil(h / 2);
+      const tc = /** @type {CanvasRenderingContext2D} */ (t.getContext('2d'));
+      tc.imageSmoothingQuality = 'high';
+      tc.drawImage(src, x, y, w, h, 0, 0, t.width, t.height);
+      src = t;
+      x = 0; y = 0; w = t.width; h = t.height;
+    }
+    const out = document.createElement('canvas');
+    out.width = W;
+    out.height = H;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (out.getContext('2d', { willReadFrequently: true }));
+    ctx.imageSmoothingQuality = 'high';
+    ctx.drawImage(src, x, y, w, h, 0, 0, W, H);
+    const px = ctx.getImageData(0, 0, W, H).data;
+    if (i.channels === 1) {
+      const invert = input('invert').checked;
+      for (let k = 0; k < px.length; k += 4) {
+        const g = Math.round(0.299 * px[k] + 0.587 * px[k + 1] + 0.114 * px[k + 2]);
+        px[k] = px[k + 1] = px[k + 2] = invert ? 255 - g : g;
+      }
+    }
+    for (let k = 3; k < px.length; k += 4) px[k] = 255;
+    return px;
+  }
+
+  let gen = 0;
+  async function encode() {
+    const client = store.state.client;
+    if (!client || !source || !source.crop) return;
+    const my = ++gen;
+    const { width, height, channels, dim } = client.info;
+    clearError('you');
+    $('you-result').classList.add('working');
+    try {
+      const px = cropPixels();
+      const quant = await client.quantizeInput(px);
+      drawImage(canvas('you-input'), quant, width, height);
+      const enc = await busy(client.encode(px, 1, { key: 'you-encode', priority: 1 }));
+      const recon = await busy(client.decode(enc.eps, 1, { key: 'you-recon', priority: 1 }));
+      if (my !== gen) return;
+      drawImage(canvas('you-recon'), recon, width, height);
+      let err = 0;
+      for (let k = 0; k < recon.length; k += 4) {
+        for (let c = 0; c < channels; c++) err = Math.max(err, Math.abs(recon[k + c] - quant[k + c]));
+      }
+      const bpd = enc.bitsPerDim[0];
+      $('you-bpd').textContent = `${bpd.toFixed(3)} bits/dim`;
+      $('you-bpd').title = `${(bpd * dim).toFixed(0)} bits for the whole ${width}×${height} image`;
+      $('you-err').textContent = `max |Δ| = ${err} / 255`;
+      store.set({ you: { label: 'Your photo', eps: enc.eps, rgba: recon }, current: { kind: 'you' } });
+      // OpenAI's figure: the mean over 4 seeded uniform dequantization draws.
+      const both = await busy(client.bitsPerDim(px, 1, 4, 0, { key: 'you-bpd' }));
+      if (my !== gen) return;
+      showScore(both.dequantized[0]);
+      $('you-result').classList.remove('working');
+      bump($('you-result'));
+    } catch (e) {
+      if (my === gen) $('you-result').classList.remove('working');
+      showError('you', e);
+    }
+  }
+
+  /** The dequantized figure, and where it falls on the scale beside it. */
+  function showScore(/** @type {number} */ deq) {
+    const i = info();
+    $('you-bpd-deq').textContent = `${deq.toFixed(3)} bits/dim`;
+    const max = 3;
+    const at = Math.min(1, Math.max(0, deq / max));
+    const marker = $('bpd-marker');
+    marker.hidden = false;
+    marker.style.left = `${(100 * at).toFixed(1)}%`;
+    const typical = i && i.config.metrics ? Number(i.config.metrics.test_bpd_dequantized) : NaN;
+    let verdict = '';
+    if (Number.isFinite(typical)) {
+      verdict = deq < typical - 0.35 ? 'far below a typical face: a flat or smooth image is easy to predict, face or not.'
+        : deq <= typical + 0.25 ? 'about what the model gives the faces it was tested on.'
+          : deq <= typical + 0.8 ? 'above a typical face: less face-like to this model (framing, lighting, or not a face).'
+            : 'far above a typical face: this model finds the image very unlike its training faces.';
+    }
+    $('bpd-verdict').textContent = verdict ? `This image: ${verdict}` : '';
+  }
+
+  function clear() {
+    const i = info();
+    for (const id of ['you-input', 'you-recon']) {
+      const c = canvas(id);
+      c.width = i ? i.width : 1;
+      c.height = i ? i.height : 1;
+    }
+    for (const id of ['you-bpd', 'you-err', 'you-bpd-deq']) $(id).textContent = '–';
+    $('bpd-verdict').textContent = '';
+    $('bpd-marker').hidden = true;
+  }
+
+  function setupScale() {
+    const i = info();
+    const band = $('bpd-band');
+    const typical = i && i.config.metrics ? Number(i.config.metrics.test_bpd_dequantized) : NaN;
+    band.hidden = !Number.isFinite(typical);
+    if (Number.isFinite(typical)) {
+      band.style.left = `${(100 * (typical - 0.15) / 3).toFixed(1)}%`;
+      band.style.width = `${(100 * 0.3 / 3).toFixed(1)}%`;
+      $('bpd-typical').textContent = typical.toFixed(2);
+    }
+  }
+
+  // Inputs: file, drop, paste, camera.
+  const file = input('file');
+  file.addEventListener('change', () => { if (file.files && file.files[0]) fromBlob(file.files[0]); });
+  const section = $('you');
+  section.addEventListener('dragover', (e) => {
+    if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) {
+      e.preventDefault();
+      $('drop').classList.add('over');
+    }
+  });
+  section.addEventListener('dragleave', (e) => { if (!section.contains(/** @type {Node | null} */ (e.relatedTarget))) $('drop').classList.remove('over'); });
+  section.addEventListener('drop', (e) => {
+    e.preventDefault();
+    $('drop').classList.remove('over');
+    const f = e.dataTransfer && e.dataTransfer.files[0];
+    if (f) fromBlob(f);
+  });
+  window.addEventListener('paste', (e) => {
+    const item = e.clipboardData && [...e.clipboardData.items].find((x) => x.type.startsWith('image/'));
+    if (item) fromBlob(item.getAsFile());
+  });
+  input('invert').addEventListener('change', encode);
+  $('you-edit').addEventListener('click', () => {
+    store.set({ current: { kind: 'you' } });
+    if (!$('edit').hidden) $('edit').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  });
+  $('you-a').addEventListener('click', () => store.set({ a: { kind: 'you' } }));
+  $('you-b').addEventListener('click', () => store.set({ b: { kind: 'you' } }));
+
+  if (navigator.mediaDevices && typeof navigator.mediaDevices.getUserMedia === 'function') {
+    $('camera').hidden = false;
+    /** @type {MediaStream | null} */
+    let stream = null;
+    const video = /** @type {HTMLVideoElement} */ ($('video'));
+    const stop = () => {
+      if (stream) for (const t of stream.getTracks()) t.stop();
+      stream = null;
+      video.srcObject = null;
+      $('camera-panel').hidden = true;
+      if (!source) $('drop-empty').hidden = false;
+      else $('stage').hidden = false;
+    };
+    $('camera').addEventListener('click', async () => {
+      clearError('you');
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'user', width: { ideal: 1280 } }, audio: false });
+      } catch (e) {
+        showError('you', Object.assign(new Error(`The camera is not available: ${/** @type {Error} */ (e).message || /** @type {Error} */ (e).name}`), { name: 'CameraUnavailable' }));
+        return;
+      }
+      video.srcObject = stream;
+      $('drop-empty').hidden = true;
+      $('stage').hidden = true;
+      $('camera-panel').hidden = false;
+    });
+    $('camera-cancel').addEventListener('click', stop);
+    $('snap').addEventListener('click', () => {
+      if (!video.videoWidth) return;
+      setSource(video, video.videoWidth, video.videoHeight, true);
+      stop();
+    });
+  }
+
+  // The crop box: drag to move, the corner handle or the wheel to resize, keys to nudge.
+  new ResizeObserver(() => fit()).observe($('drop'));
+  const box = $('crop');
+  const stage = $('stage');
+  /** @type {{id: number, x0: number, y0: number, crop: {x: number, y: number, w: number}, resize: boolean, k: number} | null} */
+  let drag = null;
+  const scale = () => (source ? source.canvas.width / stage.getBoundingClientRect().width : 1);
+  box.addEventListener('pointerdown', (e) => {
+    if (!source || !source.crop || e.button > 0) return;
+    e.preventDefault();
+    box.setPointerCapture(e.pointerId);
+    drag = { id: e.pointerId, x0: e.clientX, y0: e.clientY, crop: { ...source.crop }, resize: e.target === $('crop-handle'), k: scale() };
+    box.classList.add('dragging');
+  });
+  box.addEventListener('pointermove', (e) => {
+    const i = info();
+    if (!drag || e.pointerId !== drag.id || !source || !source.crop || !i) return;
+    const dx = (e.clientX - drag.x0) * drag.k;
+    const dy = (e.clientY - drag.y0) * drag.k;
+    const c = source.crop;
+    if (drag.resize) {
+      c.w = drag.crop.w + Math.max(dx, dy * (i.width / i.height));
+      c.x = drag.crop.x;
+      c.y = drag.crop.y;
+    } else {
+      c.x = drag.crop.x + dx;
+      c.y = drag.crop.y + dy;
+    }
+    place();
+  });
+  const end = (/** @type {PointerEvent} */ e) => {
+    if (!drag || e.pointerId !== drag.id) return;
+    drag = null;
+    box.classList.remove('dragging');
+    encode();
+  };
+  box.addEventListener('pointerup', end);
+  box.addEventListener('pointercancel', end);
+  let timer = 0;
+  const encodeSoon = () => { clearTimeout(timer); timer = window.setTimeout(encode, 250); };
+  stage.addEventListener('wheel', (e) => {
+    if (!source) return;
+    e.preventDefault();
+    zoom(Math.exp(e.deltaY * 0.0015));
+    encodeSoon();
+  }, { passive: false });
+  input('crop-size').addEventListener('input', () => {
+    const i = info();
+    if (!source || !source.crop || !i) return;
+    const maxW = Math.min(source.canvas.width, source.canvas.height * (i.width / i.height));
+    zoom((Number(input('crop-size').value) * maxW) / source.crop.w);
+    encodeSoon();
+  });
+  box.addEventListener('keydown', (e) => {
+    if (!source || !source.crop) return;
+    const step = (e.shiftKey ? 10 : 2) * scale();
+    const c = source.crop;
+    /** @type {Record<string, number[]>} */
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (moves[e.key]) {
+      c.x += moves[e.key][0];
+      c.y += moves[e.key][1];
+    } else if (e.key === '+' || e.key === '=') zoom(1 / 1.05);
+    else if (e.key === '-') zoom(1.05);
+    else return;
+    e.preventDefault();
+    place();
+    encodeSoon();
+  });
+
+  store.subscribe(['client'], (s) => {
+    const i = s.client ? s.client.info : null;
+    if (!i) return;
+    $('you-input-cap').textContent = `What the model sees (${i.width}×${i.height}, ${i.config.n_bits}-bit)`;
+    $('invert-row').hidden = i.channels !== 1;
+    placeEyeGuide();
+    setupScale();
+    clear();
+    if (source) { resetCrop(); encode(); }
+  });
+  store.subscribe(['you'], (s) => {
+    for (const id of ['you-edit', 'you-a', 'you-b']) button(id).disabled = !s.you;
+  });
+}

@@ -1,0 +1,374 @@
+// @ts-check
+// The engine's home: a dedicated worker that downloads a model (through Cache Storage),
+// loads it into the wasm engine (WebGPU works in workers) and answers GlowClient's calls,
+// so that no engine work ever runs on the page's main thread. The messages are described
+// in protocol.js.
+
+/** @typedef {import('./protocol.js').ToWorker} ToWorker */
+/** @typedef {import('./protocol.js').FromWorker} FromWorker */
+/** @typedef {import('./protocol.js').ModelInfo} ModelInfo */
+/** @typedef {import('./protocol.js').ModelFiles} ModelFiles */
+/** @typedef {import('../pkg/glow_web.js').GlowModel} GlowModel */
+
+const PKG_URL = new URL('../pkg/glow_web.js', import.meta.url).href;
+const CACHE_NAME = 'glow-weights-v1';
+
+// The worker's global scope (typed by hand: the DOM and WebWorker libraries clash in one
+// type-check).
+/** @type {{postMessage: (m: any, transfer: Transferable[]) => void, onmessage: ((e: MessageEvent<ToWorker>) => void) | null}} */
+const scope = /** @type {any} */ (self);
+
+/** @type {GlowModel | null} */
+let model = null;
+/** @type {ModelInfo | null} */
+let info = null;
+
+/** @param {FromWorker} m @param {Transferable[]} [transfer] */
+function post(m, transfer = []) {
+  scope.postMessage(m, transfer);
+}
+
+/** @param {unknown} e @returns {{name: string, message: string}} */
+function wire(e) {
+  if (e && typeof e === 'object' && 'message' in e) {
+    const err = /** @type {Error} */ (e);
+    return { name: err.name || 'Error', message: String(err.message) };
+  }
+  return { name: 'Error', message: String(e) };
+}
+
+/** @type {Promise<typeof import('../pkg/glow_web.js')> | null} */
+let wasm = null;
+function initWasm() {
+  if (!wasm) {
+    wasm = import(PKG_URL).then(async (mod) => {
+      await mod.default();
+      return mod;
+    });
+  }
+  return wasm;
+}
+
+// ------------------------------------------------------------------------------------
+// Downloads
+
+/** A short, stable hash of a string (FNV-1a, 32 bit), used to version cached files. */
+function hashText(/** @type {string} */ s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+async function openCache() {
+  try {
+    if (typeof caches === 'undefined') return null; // insecure context or old browser
+    return await caches.open(CACHE_NAME);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Fetches a file as bytes, reporting progress, through Cache Storage: the bytes are kept
+ * under the URL plus a version (the model.json hash), so a second visit reads them from
+ * disk and a retrained model replaces the old copy.
+ * @param {string} url @param {string} version @param {(loaded: number, total: number) => void} onProgress
+ * @returns {Promise<{bytes: Uint8Array, cached: boolean}>}
+ */
+async function fetchBytes(url, version, onProgress) {
+  const key = `${url}${url.includes('?') ? '&' : '?'}glow-v=${version}`;
+  const cache = await openCache();
+  if (cache) {
+    try {
+      const hit = await cache.match(key);
+      if (hit) {
+        const bytes = new Uint8Array(await hit.arrayBuffer());
+        onProgress(bytes.length, bytes.length);
+        return { bytes, cached: true };
+      }
+    } catch { /* fall through to the network */ }
+  }
+  const res = await fetch(url);
+  if (!res.ok) throw named('DownloadFailed', `could not download ${url}: HTTP ${res.status} ${res.statusText}`.trim());
+  const total = Number(res.headers.get('content-length')) || 0;
+  /** @type {Uint8Array[]} */
+  const chunks = [];
+  let loaded = 0;
+  onProgress(0, total);
+  const reader = /** @type {ReadableStream<Uint8Array>} */ (res.body).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    onProgress(loaded, Math.max(total, loaded));
+  }
+  const bytes = new Uint8Array(loaded);
+  let off = 0;
+  for (const c of chunks) { bytes.set(c, off); off += c.length; }
+  if (cache) {
+    try {
+      const prefix = `${url}${url.includes('?') ? '&' : '?'}glow-v=`;
+      for (const req of await cache.keys()) {
+        if (req.url.startsWith(prefix) && req.url !== key) await cache.delete(req);
+      }
+      await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
+    } catch { /* quota or private mode: the page still works, it just downloads again */ }
+  }
+  return { bytes, cached: false };
+}
+
+/** @param {string} name @param {string} message */
+function named(name, message) {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}
+
+/**
+ * Whether WebGPU can be used here and a readable adapter name. The engine picks its own
+ * adapter; this only explains the choice, and sizes the GPU plan (on a software adapter
+ * every image costs seconds, so one image per call keeps calls short).
+ */
+async function probeWebGPU() {
+  const gpu = /** @type {any} */ (navigator).gpu;
+  if (!gpu) return { problem: 'this browser has no WebGPU', adapter: '', software: false };
+  try {
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) return { problem: 'WebGPU offers no GPU adapter here (it may be switched off or blocklisted)', adapter: '', software: false };
+    const i = adapter.info || {};
+    const software = !!(i.isFallbackAdapter || adapter.isFallbackAdapter);
+    const name = i.description || [i.vendor, i.architecture].filter(Boolean).join(' ') || 'GPU';
+    return { problem: '', adapter: software ? `${name} (software)` : name, software };
+  } catch (e) {
+    return { problem: `WebGPU failed to start (${wire(e).message})`, adapter: '', software: false };
+  }
+}
+
+/**
+ * @param {ModelFiles} files @param {import('./protocol.js').BackendChoice} backend
+ * @param {number} batch @param {string} url
+ * @returns {Promise<ModelInfo>}
+ */
+async function load(files, backend, batch, url) {
+  const glow = await initWasm();
+  let config;
+  try {
+    config = JSON.parse(files.config);
+  } catch (e) {
+    throw named('BadModelFile', `model.json is not valid JSON: ${wire(e).message}`);
+  }
+  const probe = backend === 'cpu' ? { problem: '', adapter: '', software: false } : await probeWebGPU();
+  if (probe.software) batch = 1;
+  model = await glow.GlowModel.load(files.config, files.weights, files.attributes, backend, batch);
+  const m = model;
+  return {
+    url,
+    name: m.name,
+    width: m.width,
+    height: m.height,
+    channels: m.channels,
+    dim: m.dim,
+    levels: m.levels,
+    layout: Array.from(m.levelLayout),
+    backend: m.backend === 'webgpu' ? 'webgpu' : 'cpu',
+    reason: m.backendReason,
+    adapter: (m.backend === 'webgpu' && probe.adapter) || m.adapterInfo,
+    software: probe.software,
+    webgpuProblem: probe.problem,
+    attributeNames: Array.from(m.attributeNames, String),
+    config,
+    bytes: files.weights.length + (files.attributes ? files.attributes.length : 0),
+    cached: false,
+    batch: m.backend === 'webgpu' ? batch : 1,
+  };
+}
+
+/** @param {number} id @param {string} url @param {import('./protocol.js').BackendChoice} backend @param {number} batch */
+async function open(id, url, backend, batch) {
+  const configRes = await fetch(`${url}/model.json`, { cache: 'no-cache' });
+  if (!configRes.ok) throw named('DownloadFailed', `could not load ${url}/model.json: HTTP ${configRes.status}`);
+  const configText = await configRes.text();
+  let config;
+  try {
+    config = JSON.parse(configText);
+  } catch (e) {
+    throw named('BadModelFile', `${url}/model.json is not valid JSON: ${wire(e).message}`);
+  }
+  const version = hashText(configText);
+  const names = [config.weights || 'weights.safetensors'];
+  if (config.attributes && config.attributes.file) names.push(config.attributes.file);
+  const progress = names.map(() => ({ loaded: 0, total: 0 }));
+  const got = await Promise.all(names.map((f, i) => fetchBytes(`${url}/${f}`, version, (loaded, total) => {
+    progress[i] = { loaded, total };
+    post({ type: 'progress', id, loaded: progress.reduce((s, p) => s + p.loaded, 0), total: progress.reduce((s, p) => s + p.total, 0) });
+  })));
+  /** @type {ModelFiles} */
+  const files = { config: configText, weights: got[0].bytes, attributes: got[1] ? got[1].bytes : undefined };
+  const i = await load(files, backend, batch, url);
+  i.cached = got.every((g) => g.cached);
+  info = i;
+  // The CPU engine's other workers load from these bytes instead of downloading again.
+  post({ type: 'opened', id, info: i, files: i.backend === 'cpu' ? files : undefined });
+}
+
+// ------------------------------------------------------------------------------------
+// Engine calls: one at a time, highest priority first, decodes a chunk at a time.
+
+/**
+ * @typedef {Object} Job
+ * @property {number} id
+ * @property {import('./protocol.js').Op} op
+ * @property {any[]} args
+ * @property {number} priority
+ * @property {number} seq        arrival order, for FIFO within a priority
+ * @property {number} next       decode: the first image not yet done
+ */
+
+/** @type {Job[]} */
+const queue = [];
+const cancelled = new Set();
+let seq = 0;
+let running = false;
+/** The id of the job whose step is running now (a cancel for it lands between chunks). */
+let current = -1;
+
+/** The queued job to run next: highest priority, then oldest. */
+function takeNext() {
+  let best = 0;
+  for (let i = 1; i < queue.length; i++) {
+    const a = queue[i];
+    const b = queue[best];
+    if (a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq)) best = i;
+  }
+  return queue.splice(best, 1)[0];
+}
+
+async function pump() {
+  if (running) return;
+  running = true;
+  try {
+    while (queue.length) {
+      const job = takeNext();
+      if (cancelled.delete(job.id)) {
+        post({ type: 'error', id: job.id, error: { name: 'AbortError', message: 'cancelled' } });
+        continue;
+      }
+      current = job.id;
+      try {
+        const finished = await step(job);
+        if (finished) cancelled.delete(job.id);
+        else queue.push(job); // a chunk done; it waits its turn for the next one
+      } catch (e) {
+        post({ type: 'error', id: job.id, error: wire(e) });
+      }
+      current = -1;
+    }
+  } finally {
+    running = false;
+  }
+}
+
+/**
+ * Runs one job, or the next chunk of a decode. Returns whether the job is finished.
+ * @param {Job} job
+ */
+async function step(job) {
+  const m = /** @type {GlowModel} */ (model);
+  const a = job.args;
+  switch (job.op) {
+    case 'decode': {
+      // args: eps (Float32Array), n, temperature, perLevel, quantize
+      const [eps, n, temperature, perLevel, quantize] = a;
+      const dim = m.dim;
+      const count = Math.min(n - job.next, info ? info.batch : 1);
+      const part = eps.subarray(job.next * dim, (job.next + count) * dim);
+      const rgba = await m.decode(part, count, temperature, perLevel, quantize);
+      post({ type: 'chunk', id: job.id, first: job.next, count, rgba }, [rgba.buffer]);
+      job.next += count;
+      if (job.next < n) return false;
+      post({ type: 'done', id: job.id, value: null });
+      return true;
+    }
+    case 'encode': {
+      const r = await m.encode(a[0], a[1]);
+      post({ type: 'done', id: job.id, value: r });
+      return true;
+    }
+    case 'bitsPerDim': {
+      const r = await m.bitsPerDim(a[0], a[1], a[2], a[3]);
+      post({ type: 'done', id: job.id, value: r });
+      return true;
+    }
+    default:
+      throw named('BadInput', `unknown engine call ${job.op}`);
+  }
+}
+
+/** Latent math, answered at once (it is synchronous and cheap). @param {import('./protocol.js').Op} op @param {any[]} a */
+function now(op, a) {
+  const m = /** @type {GlowModel} */ (model);
+  switch (op) {
+    case 'sampleEps': return m.sampleEps(a[0], a[1], a[2], a[3]);
+    case 'manipulate': return m.manipulate(a[0], a[1]);
+    case 'mix': return m.mix(a[0], a[1], a[2], a[3]);
+    case 'interpolate': return m.interpolate(a[0], a[1], a[2], a[3]);
+    case 'teachDirection': {
+      const index = m.teachDirection(a[0], a[1], a[2]);
+      return { index, attributeNames: Array.from(m.attributeNames, String) };
+    }
+    case 'forgetDirection': {
+      m.forgetDirection(a[0]);
+      return { attributeNames: Array.from(m.attributeNames, String) };
+    }
+    case 'quantizeInput': return m.quantizeInput(a[0]);
+    default: return undefined;
+  }
+}
+
+const QUEUED = new Set(['decode', 'encode', 'bitsPerDim']);
+
+scope.onmessage = (/** @type {MessageEvent<ToWorker>} */ e) => {
+  const m = e.data;
+  switch (m.type) {
+    case 'open':
+      open(m.id, m.url, m.backend, m.batch).catch((err) => post({ type: 'error', id: m.id, error: wire(err) }));
+      break;
+    case 'adopt':
+      load(m.files, m.backend, 1, '').then((i) => {
+        info = i;
+        post({ type: 'opened', id: m.id, info: i });
+      }, (err) => post({ type: 'error', id: m.id, error: wire(err) }));
+      break;
+    case 'cancel': {
+      const at = queue.findIndex((j) => j.id === m.id);
+      if (at >= 0) {
+        queue.splice(at, 1);
+        post({ type: 'error', id: m.id, error: { name: 'AbortError', message: 'cancelled' } });
+      } else if (m.id === current) {
+        cancelled.add(m.id); // stops before its next chunk
+      }
+      break;
+    }
+    case 'call':
+      if (!model) {
+        post({ type: 'error', id: m.id, error: { name: 'BadInput', message: 'no model is loaded' } });
+      } else if (QUEUED.has(m.op)) {
+        queue.push({ id: m.id, op: m.op, args: m.args, priority: m.priority, seq: seq++, next: 0 });
+        pump();
+      } else {
+        try {
+          const value = now(m.op, m.args);
+          post({ type: 'done', id: m.id, value });
+        } catch (err) {
+          post({ type: 'error', id: m.id, error: wire(err) });
+        }
+      }
+      break;
+    default:
+      break;
+  }
+};
