@@ -47,6 +47,10 @@ case "${1:-}" in
     echo "== lint (clippy, native and wasm32, warnings are errors)"
     cargo clippy --all-targets -- -D warnings
     cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
+    echo "== JavaScript: type check (tsc, against the engine's wasm-bindgen types) and eslint"
+    wasm-pack build --target web --release --out-dir pkg --no-pack >/dev/null
+    npx --no-install tsc -p tsconfig.json
+    npx --no-install eslint .
     echo "== native tests (lavapipe and the CPU engine)"
     cargo test
     echo "== browser tests (headless Chromium WebGPU)"
@@ -55,6 +59,7 @@ case "${1:-}" in
     echo "== page end-to-end (headless Chromium)"
     build_site
     node tests/e2e/page.test.mjs
+    node tests/e2e/widget.test.mjs
     ;;
   bench)
     cargo run --release --bin glow -- bench --model "models/$(shipped_models | head -1)" --batch "${2:-1}"

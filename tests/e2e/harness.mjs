@@ -181,10 +181,18 @@ export function watch(page, origin, log) {
   page.on('request', (req) => {
     log.requests.push({ url: req.url(), method: req.method(), body: req.postDataBuffer() });
   });
-  page.on('pageerror', (e) => log.errors.push(`pageerror: ${e.message}`));
+  page.on('pageerror', (e) => log.errors.push(`pageerror: ${e.message} (${(e.stack || '').split('\n')[1] || ''})`));
   page.on('console', (m) => {
     if (m.type() === 'error') log.errors.push(`console: ${m.text()}`);
     if (/Content.Security.Policy/i.test(m.text())) log.csp.push(m.text());
   });
 }
 
+
+/** Waits until a <glow-face> has settled: loaded (or failed) and no decode under way. */
+export async function widgetIdle(page, sel) {
+  await page.waitForFunction((s) => {
+    const w = document.querySelector(s);
+    return !!w && (w.dataset.state === 'ready' || w.dataset.state === 'error') && w.dataset.busy === '0';
+  }, sel, { timeout: WAIT, polling: 100 });
+}

@@ -19,6 +19,17 @@ import {
   renders, waitRenders, idle, check, summary, assert, watch, results, png,
 } from './harness.mjs';
 
+/** A landscape photo-like PNG (1200x800) with a face-like blob left of centre. */
+function landscapeImage() {
+  const buffer = png(1200, 800, (x, y) => {
+    const dx = (x - 420) / 150, dy = (y - 400) / 200;
+    if (dx * dx + dy * dy > 1) return [60 + (x % 97), 90 + (y % 53), 140];
+    if (((x - 370) ** 2 + (y - 360) ** 2 < 300) || ((x - 470) ** 2 + (y - 360) ** 2 < 300)) return [30, 25, 20];
+    return [225, 185, 160];
+  });
+  return { name: 'landscape.png', mimeType: 'image/png', buffer };
+}
+
 async function main() {
   assert(fs.existsSync(path.join(DIST, 'index.html')), 'dist/index.html is missing: run ./build.sh build first');
   fs.mkdirSync(OUT, { recursive: true });
@@ -54,28 +65,29 @@ async function main() {
       throw new Error('the page did not load; the other checks were not run');
     }
 
-    await check('on the CPU engine, several images decode in workers, to the same pixels as on the main thread', async () => {
+    await check('on the CPU engine, a grid is shared out to several workers, to the same pixels as one', async () => {
       const r = await page.evaluate(async () => {
-        const glow = await import('/glow-face.js');
+        const { GlowClient } = await import('/glow/client.js');
         const models = await (await fetch('/models/index.json')).json();
         // Two workers whatever the core count, so this check runs (and can fail) on a
         // one-core machine too.
-        const shared = await glow.loadModel(models[0], { backend: 'cpu', workers: 2 });
-        if (!shared.pool || !(await shared.pool.ready)) return { workers: 0 };
+        const two = await GlowClient.open(models[0], { backend: 'cpu', workers: 2 });
+        const one = await GlowClient.open(models[0], { backend: 'cpu', workers: 1 });
         const n = 4;
-        const eps = shared.sampleEps(n, 7, 0.7);
-        const size = shared.width * shared.height * 4;
-        const onWorkers = new Uint8Array(n * size);
-        const res = await shared.decodeChunked(eps, n, (rgba, first) => onWorkers.set(rgba, first * size));
-        const onMain = await shared.decode(eps, n, 1);
+        const eps = await two.sampleEps(n, 7, 0.7);
+        const t0 = performance.now();
+        const shared = await two.decode(eps, n);
+        const ms = (performance.now() - t0) / n;
+        const single = await one.decode(eps, n);
         let diff = 0;
-        for (let i = 0; i < onMain.length; i++) if (onMain[i] !== onWorkers[i]) diff++;
-        const workers = shared.pool.workers.length;
-        glow.release(shared);
-        return { workers, diff, ms: res.msPerImage };
+        for (let i = 0; i < single.length; i++) if (single[i] !== shared[i]) diff++;
+        const workers = two.workers.length;
+        two.release();
+        one.release();
+        return { workers, diff, ms };
       });
-      assert(r.workers > 0, 'no worker pool on the CPU engine');
-      assert(r.diff === 0, `${r.diff} bytes differ between the workers' and the main thread's decode`);
+      assert(r.workers === 2, `${r.workers} workers on the CPU engine, asked for 2`);
+      assert(r.diff === 0, `${r.diff} bytes differ between two workers' and one worker's decode`);
       return `${r.workers} workers, identical bytes, ${r.ms.toFixed(0)} ms per image`;
     });
 
@@ -128,7 +140,7 @@ async function main() {
       let m = await renders(page, '#grid');
       await page.$eval('#levels input', (el) => { el.value = '1'; el.dispatchEvent(new Event('input')); });
       await waitRenders(page, '#grid', m);
-      assert(/[?&]tl=1\.00(%2C|,)/.test(page.url()), `URL ${page.url()} does not carry the level temperatures`);
+      assert(/[?&]tl=([\d.]+(%2C|,)){3}1\.00\b/.test(page.url()), `URL ${page.url()} does not carry the level temperatures`);
       const levels = await canvasStats(page, '#grid canvas');
       assert(levels.hash !== cold.hash, 'a level temperature did not change the faces');
       m = await renders(page, '#grid');
@@ -152,6 +164,10 @@ async function main() {
       // An exact round trip decodes each value to its bin centre (8q + 4 at 5 bits), which
       // is what the input panel shows; f32 rounding can land just below it: 1 level.
       assert(Number.isFinite(maxErr) && maxErr <= 1, `round-trip error "${err}"`);
+      // The figure comes with what it means: a verdict and the explanation beside it.
+      await page.waitForFunction(() => document.getElementById('bpd-verdict').textContent.trim() !== '', null, { timeout: WAIT });
+      assert(await page.isVisible('#bpd-help'), 'the bits/dim explanation is not visible');
+      assert(await page.isVisible('#bpd-marker'), 'the bits/dim scale has no marker');
       await page.locator('#you').scrollIntoViewIfNeeded();
       await shot(page, '02-your-face.png');
       return `${bpd}, ${err}`;
@@ -209,12 +225,19 @@ async function main() {
         console.log('     note: the default model has no attribute directions; skipped');
         return 'skipped (no attributes)';
       }
+      // Clicking a face brings the editor into view.
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.click('#grid .tile:nth-child(1) canvas');
+      await page.waitForFunction(() => {
+        const r = document.getElementById('edit').getBoundingClientRect();
+        return r.top < window.innerHeight && r.bottom > 0;
+      }, null, { timeout: 10000 });
       await page.locator('#edit').scrollIntoViewIfNeeded(); // sections draw when seen
       await page.waitForFunction(() => Number(document.querySelector('#edit-out').dataset.renders || 0) > 0, null, { timeout: WAIT });
       await idle(page);
       const before = await canvasStats(page, '#edit-out');
       const n = await renders(page, '#edit-out');
-      const name = await page.$eval('#attrs .attr input', (el) => { el.value = '2'; el.dispatchEvent(new Event('input')); return el.getAttribute('aria-label'); });
+      const name = await page.$eval('#attrs .attr input', (el) => { el.value = '2'; el.dispatchEvent(new Event('input')); return el.id; });
       await waitRenders(page, '#edit-out', n);
       const after = await canvasStats(page, '#edit-out');
       assert(after.hash !== before.hash, `moving "${name}" left the picture unchanged`);
@@ -291,25 +314,52 @@ async function main() {
       return notes.join(', ');
     });
 
-    await check('a narrow (phone) viewport lays the page out in one column', async () => {
-      await page.setViewportSize({ width: 390, height: 844 });
-      await page.locator('#interp').scrollIntoViewIfNeeded();
-      await page.waitForFunction(() => Number(document.querySelector('#interp-mix').dataset.renders || 0) > 0, null, { timeout: WAIT });
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      await shot(page, '06-phone.png');
-      await page.setViewportSize({ width: 1280, height: 900 });
-      assert(overflow <= 1, `the page is ${overflow}px wider than the screen`);
+    await check('on a phone (390x844), after a landscape photo, nothing is wider than the screen', async () => {
+      const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+      const p = await phone.newPage();
+      watch(p, origin, log);
+      await p.goto(`${origin}/`);
+      await p.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: WAIT });
+      const n = await renders(p, '#you-result');
+      await p.setInputFiles('#file', landscapeImage());
+      await waitRenders(p, '#you-result', n);
+      await p.locator('#you').scrollIntoViewIfNeeded();
+      const r = await p.evaluate(() => {
+        const inside = (sel) => {
+          const b = document.querySelector(sel).getBoundingClientRect();
+          return b.left >= -0.5 && b.right <= window.innerWidth + 0.5 && b.width > 0;
+        };
+        return {
+          overflow: document.documentElement.scrollWidth - window.innerWidth,
+          handle: inside('#crop-handle'),
+          result: inside('#you-recon') && inside('#you-result'),
+          buttons: ['#you-edit', '#you-a', '#you-b', '#file'].filter((s) => !inside(s.startsWith('#file') ? '.file-btn' : s)),
+        };
+      });
+      await p.screenshot({ path: path.join(OUT, '06-phone.png'), fullPage: false });
+      await phone.close();
+      assert(r.overflow <= 1, `the page is ${r.overflow}px wider than the screen`);
+      assert(r.handle, 'the crop handle is off screen');
+      assert(r.result, 'the result is off screen');
+      assert(r.buttons.length === 0, `buttons off screen: ${r.buttons.join(', ')}`);
+    });
+
+    await check('a file that is not an image gets its message inside "Your face"', async () => {
+      await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') });
+      await page.waitForSelector('#you > .section-error:not([hidden])', { timeout: 10000 });
+      const text = await page.textContent('#you > .section-error');
+      assert(/image/i.test(text), `the message says "${text}"`);
+      return text.slice(0, 70);
     });
 
     await context.close();
 
+    // A browser without WebGPU's flags and without a GPU: what a visitor without WebGPU has.
+    // (Hiding navigator.gpu with an init script would not reach the engine's worker.)
+    const nogpu = await chromium.launch({ executablePath: BROWSER, headless: !process.env.GLOW_E2E_HEADED, args: [...BASE_ARGS, '--disable-gpu'] });
+
     await check('without WebGPU the page says so and still samples on the CPU', async () => {
-      const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-      // Hide WebGPU the way a browser without it looks.
-      await ctx.addInitScript(() => {
-        Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
-        try { delete Navigator.prototype.gpu; } catch { /* defined above */ }
-      });
+      const ctx = await nogpu.newContext({ viewport: { width: 1280, height: 900 } });
       const p = await ctx.newPage();
       watch(p, origin, log);
       await p.goto(`${origin}/?grid=1`);
@@ -324,6 +374,61 @@ async function main() {
       await ctx.close();
       return notice.slice(0, 80);
     });
+
+    await check('a forced WebGPU failure shows plain words inside "Samples", with a way out', async () => {
+      const ctx = await nogpu.newContext({ viewport: { width: 1280, height: 900 } });
+      const p = await ctx.newPage();
+      watch(p, origin, log);
+      await p.goto(`${origin}/?backend=webgpu&grid=1`);
+      await p.waitForSelector('#samples > .section-error:not([hidden])', { timeout: WAIT });
+      const text = await p.textContent('#samples > .section-error strong');
+      assert(/WebGPU is not available/.test(text), `the message says "${text}"`);
+      assert(!/vulkan|noop|wgpu/i.test(text), `raw wgpu text in the message: "${text}"`);
+      // Its button switches to the CPU engine, which works.
+      await p.click('#samples > .section-error button');
+      await p.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: WAIT });
+      await shot(p, '08b-webgpu-failed.png');
+      await ctx.close();
+      return text;
+    });
+    await nogpu.close();
+
+    for (const [label, query] of [['CPU engine', ''], ['software WebGPU adapter', '&backend=webgpu']]) {
+      await check(`no main-thread task over 50 ms during a 16-face sample and ten slider moves (${label})`, async () => {
+        const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+        await ctx.addInitScript(() => {
+          window.__longtasks = [];
+          new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longtasks.push(Math.round(e.duration)); })
+            .observe({ type: 'longtask', buffered: true });
+        });
+        const p = await ctx.newPage();
+        watch(p, origin, log);
+        await p.goto(`${origin}/?grid=4${query}`);
+        await p.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: WAIT });
+        await idle(p);
+        // Page start-up (parsing, first layout) is not what this measures: start afresh.
+        await p.evaluate(() => { window.__longtasks = []; });
+        const n = await renders(p, '#grid');
+        await p.$eval('#seed', (el) => { el.value = '99'; el.dispatchEvent(new Event('change')); });
+        await waitRenders(p, '#grid', n);
+        const sampling = await p.evaluate(() => window.__longtasks.splice(0));
+        await p.locator('#edit').scrollIntoViewIfNeeded();
+        await p.waitForFunction(() => Number(document.querySelector('#edit-out').dataset.renders || 0) > 0, null, { timeout: WAIT });
+        await idle(p);
+        await p.evaluate(() => { window.__longtasks = []; });
+        for (let i = 1; i <= 10; i++) {
+          await p.$eval('#attrs .attr input', (el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }, (i / 5).toFixed(2));
+          await p.waitForTimeout(60);
+        }
+        await idle(p);
+        const sliding = await p.evaluate(() => window.__longtasks.splice(0));
+        const backend = await p.evaluate(() => document.body.dataset.backend);
+        await ctx.close();
+        const worst = Math.max(0, ...sampling, ...sliding);
+        assert(worst <= 50, `long tasks: sampling [${sampling.join(', ')}] ms, sliders [${sliding.join(', ')}] ms`);
+        return `${backend}: longest task ${worst} ms (${sampling.length + sliding.length} over 50 ms)`;
+      });
+    }
   } finally {
     await browser.close();
     server.close();

@@ -45,6 +45,7 @@ export function mount({ store }) {
     try {
       const eps = await e.client.mix(e.fa.eps, e.fb.eps, Number(mix.value));
       const rgba = await busy(e.client.decode(eps, 1, { key: 'mix', priority: 1 }));
+      if (store.state.client !== e.client) return;
       drawImage(canvas('interp-mix'), rgba, width, height);
       bump($('interp-mix'));
     } catch (err) {
@@ -66,6 +67,7 @@ export function mount({ store }) {
         key: 'strip',
         priority: 0,
         onChunk: (rgba, first, count) => {
+          if (store.state.client !== e.client) return; // the model was switched meanwhile
           for (let k = 0; k < count; k++) drawImage(/** @type {HTMLCanvasElement} */ (strip.children[first + k]), rgba, width, height, k);
         },
       }));

@@ -83,7 +83,7 @@ export function mount({ store }) {
     try {
       const eps = amounts.some((a) => a !== 0) ? await client.manipulate(face.eps, amounts) : face.eps;
       const rgba = await busy(client.decode(eps, 1, { key: 'edit', priority: 1 }));
-      if (my !== gen) return;
+      if (my !== gen || store.state.client !== client) return;
       drawImage(canvas('edit-out'), rgba, width, height);
       bump($('edit-out'));
     } catch (e) {

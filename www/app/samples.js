@@ -95,7 +95,7 @@ export function mount({ store }) {
       const rgba = await busy(client.decode(eps, n, {
         key: 'grid',
         onChunk: (px, first, count) => {
-          if (my !== gen) return;
+          if (my !== gen || store.state.client !== client) return;
           for (let k = 0; k < count; k++) {
             const tile = grid.children[first + k];
             drawImage(/** @type {HTMLCanvasElement} */ (tile.firstChild), px, width, height, k);
@@ -103,7 +103,7 @@ export function mount({ store }) {
           }
         },
       }));
-      if (my !== gen) return;
+      if (my !== gen || store.state.client !== client) return;
       const size = width * height * 4;
       for (let i = 0; i < n; i++) {
         faces.push({ label: `Sample ${i + 1} (seed ${seed})`, eps: eps.slice(i * dim, (i + 1) * dim), rgba: rgba.slice(i * size, (i + 1) * size) });

@@ -223,7 +223,7 @@ export function mount({ store }) {
       drawImage(canvas('you-input'), quant, width, height);
       const enc = await busy(client.encode(px, 1, { key: 'you-encode', priority: 1 }));
       const recon = await busy(client.decode(enc.eps, 1, { key: 'you-recon', priority: 1 }));
-      if (my !== gen) return;
+      if (my !== gen || store.state.client !== client) return;
       drawImage(canvas('you-recon'), recon, width, height);
       let err = 0;
       for (let k = 0; k < recon.length; k += 4) {

@@ -153,8 +153,10 @@ export class GlowClient {
       entry = e;
     }
     if (opts.onProgress) {
-      entry.listeners.add(opts.onProgress);
-      if (entry.last) opts.onProgress(entry.last);
+      const f = opts.onProgress;
+      entry.listeners.add(f);
+      if (entry.last) f(entry.last);
+      entry.promise.then(() => entry && entry.listeners.delete(f), () => {});
     }
     return entry.promise.then((c) => {
       c.refs++;
@@ -327,9 +329,10 @@ async function openUncached(url, backend, batch, workers, report) {
   }
   const info = opened.info;
   const all = [first];
-  // The CPU engine runs one image per core: more workers, loaded from the same bytes.
+  // The CPU engine runs one image per worker: one per core but one (kept for the page's
+  // main thread, so that it stays responsive), up to four, loaded from the same bytes.
   const cores = navigator.hardwareConcurrency || 1;
-  const extra = info.backend === 'cpu' && opened.files ? Math.max(0, (workers ?? Math.min(cores, 4)) - 1) : 0;
+  const extra = info.backend === 'cpu' && opened.files ? Math.max(0, (workers ?? Math.min(cores - 1, 4)) - 1) : 0;
   if (extra > 0) {
     const more = [];
     for (let i = 0; i < extra; i++) more.push(new EngineWorker());
@@ -356,7 +359,9 @@ export function drawImage(/** @type {HTMLCanvasElement} */ canvas, /** @type {Ui
   if (canvas.height !== height) canvas.height = height;
   const n = width * height * 4;
   const data = new Uint8ClampedArray(rgba.buffer, rgba.byteOffset + index * n, n);
-  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+  // A CPU-backed canvas: putImageData on a GPU-backed one waits for the GPU process, which
+  // is busy running the engine on a software adapter, and blocks the main thread.
+  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d', { willReadFrequently: true }));
   ctx.putImageData(new ImageData(new Uint8ClampedArray(data), width, height), 0, 0);
 }
 
