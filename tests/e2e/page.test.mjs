@@ -314,6 +314,24 @@ async function main() {
       return notes.join(', ');
     });
 
+    await check('another model loads from a folder on this device and by URL', async () => {
+      // A folder (read in the engine's worker; the privacy check below sees no upload).
+      await page.click('.other-model summary');
+      await page.setInputFiles('#model-folder', path.join(ROOT, 'models/mnist-32x32-small'));
+      await page.waitForFunction(() => document.body.dataset.ready === '1' && /your folder/.test(document.querySelector('#model').selectedOptions[0].textContent), null, { timeout: WAIT });
+      const folder = await canvasStats(page, '#grid canvas');
+      assert(folder.variance > 20, 'the folder model drew a blank grid');
+      // Any model directory's URL (here an absolute one on this server).
+      await page.fill('#model-url', `${origin}/models/mnist-32x32-small`);
+      await page.click('#other-model button[type=submit]');
+      await page.waitForFunction((u) => document.body.dataset.ready === '1' && new URL(location.href).searchParams.get('model') === u, `${origin}/models/mnist-32x32-small`, { timeout: WAIT });
+      const byUrl = await canvasStats(page, '#grid canvas');
+      assert(byUrl.hash === folder.hash, 'the same model by URL drew different faces than from the folder');
+      const urls = await page.$$eval('#model option', (os) => os.map((o) => o.value));
+      await page.selectOption('#model', urls[0]);
+      await page.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: WAIT });
+    });
+
     await check('on a phone (390x844), after a landscape photo, nothing is wider than the screen', async () => {
       const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
       const p = await phone.newPage();

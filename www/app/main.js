@@ -47,7 +47,7 @@ const store = new Store({
 function writeUrl() {
   const s = store.state;
   const q = new URLSearchParams();
-  if (s.modelUrl && s.modelUrl !== s.models[0]) q.set('model', s.modelUrl);
+  if (s.modelUrl && s.modelUrl !== s.models[0] && !s.modelUrl.startsWith('folder: ')) q.set('model', s.modelUrl);
   q.set('seed', String(s.seed));
   q.set('t', s.temperature.toFixed(2));
   if (s.perLevel) q.set('tl', s.perLevel.map((x) => x.toFixed(2)).join(','));
@@ -71,12 +71,13 @@ function describeBackend() {
   $('backend-why').textContent = i.reason;
 }
 
+let verb = 'Downloading';
 function showProgress(/** @type {{fraction: number, loaded: number, total: number}} */ p) {
   $('progress').hidden = false;
   $('progress-fill').style.width = `${(100 * p.fraction).toFixed(1)}%`;
   $('progress-text').textContent = p.total
-    ? `Downloading the model: ${(p.loaded / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB`
-    : `Downloading the model: ${(p.loaded / 1e6).toFixed(1)} MB`;
+    ? `${verb} the model: ${(p.loaded / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB`
+    : `${verb} the model: ${(p.loaded / 1e6).toFixed(1)} MB`;
 }
 
 async function listModels() {
@@ -110,7 +111,13 @@ async function fillModelPicker() {
 }
 
 let opening = 0;
-async function switchModel(/** @type {string} */ url) {
+/**
+ * Opens a model: a directory URL (shipped, or any other the visitor names; the engine's
+ * worker fetches it) or a folder picked on the visitor's disk.
+ * @param {string} url  the directory's URL, or a label for a picked folder
+ * @param {File[]} [folder]
+ */
+async function switchModel(url, folder) {
   clearError('samples');
   const token = ++opening;
   const old = store.state.client;
@@ -120,18 +127,21 @@ async function switchModel(/** @type {string} */ url) {
   document.body.dataset.ready = '';
   setStatus('Loading the model…');
   const sel = /** @type {HTMLSelectElement} */ ($('model'));
+  if (![...sel.options].some((o) => o.value === url)) sel.append(new Option(folder ? `${url} (your folder)` : url, url));
   sel.value = url;
   sel.disabled = true;
   let client;
   try {
-    client = await GlowClient.open(url, { backend: store.state.backend, onProgress: showProgress });
+    const opts = { backend: store.state.backend, onProgress: showProgress };
+    verb = folder ? 'Reading' : 'Downloading';
+    client = await (folder ? GlowClient.openFolder(folder, opts) : GlowClient.open(url, opts));
   } catch (e) {
     if (token !== opening) return;
     $('progress').hidden = true;
     setStatus('The model could not be loaded.');
     sel.disabled = store.state.models.length < 2;
     const action = store.state.backend !== 'cpu'
-      ? { label: 'Use the CPU engine', run: () => { store.set({ backend: 'cpu' }); writeUrl(); switchModel(url); } }
+      ? { label: 'Use the CPU engine', run: () => { store.set({ backend: 'cpu' }); writeUrl(); switchModel(url, folder); } }
       : undefined;
     showError('samples', e, action);
     return;
@@ -154,6 +164,8 @@ async function switchModel(/** @type {string} */ url) {
   document.documentElement.style.setProperty('--aspect', `${i.width} / ${i.height}`);
   // Grid tiles at a whole multiple of the model's size (about 128 px): sharp pixels.
   document.documentElement.style.setProperty('--tile', `${Math.max(1, Math.round(128 / i.width)) * i.width}px`);
+  // A large model (OpenAI's 256 px one) takes seconds to minutes per face: one face first.
+  if (!params.has('grid') && i.dim > 64 * 64 * 3) store.set({ gridSide: 1 });
   const n = store.state.gridSide * store.state.gridSide;
   store.set({
     client,
@@ -178,6 +190,22 @@ async function main() {
   store.subscribe(['msPerImage', 'client'], describeBackend);
   store.subscribe(['seed', 'temperature', 'perLevel', 'gridSide'], writeUrl);
   $('model').addEventListener('change', () => switchModel(/** @type {HTMLSelectElement} */ ($('model')).value));
+  // Other models: by URL (a model directory on any server that allows it), or a folder on
+  // this device (read here, never uploaded).
+  const other = /** @type {HTMLFormElement} */ ($('other-model'));
+  other.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const url = /** @type {HTMLInputElement} */ ($('model-url')).value.trim().replace(/\/+$/, '');
+    if (url) switchModel(url);
+  });
+  const folder = /** @type {HTMLInputElement} */ ($('model-folder'));
+  folder.addEventListener('change', () => {
+    const files = [...(folder.files || [])];
+    const config = files.find((f) => f.name === 'model.json');
+    const name = config ? (/** @type {any} */ (config).webkitRelativePath || 'model.json').split('/').slice(-2, -1)[0] || 'folder' : 'folder';
+    if (files.length) switchModel(`folder: ${name}`, files);
+    folder.value = '';
+  });
   let models;
   try {
     models = await listModels();
@@ -186,10 +214,10 @@ async function main() {
     showError('samples', e);
     return;
   }
+  // ?model= names a shipped model or any other model directory's URL.
   const wanted = (params.get('model') || '').replace(/\/+$/, '');
-  const modelUrl = models.includes(wanted) ? wanted : models[0];
+  const modelUrl = wanted || models[0];
   store.set({ models, modelUrl });
-  if (wanted && wanted !== modelUrl) showError('samples', new Error(`There is no model "${wanted}" here; showing ${modelUrl}.`));
   fillModelPicker();
   await switchModel(modelUrl);
 }

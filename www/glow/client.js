@@ -136,32 +136,18 @@ export class GlowClient {
    */
   static open(url, opts = {}) {
     const abs = new URL(url.replace(/\/+$/, ''), document.baseURI).href;
-    const backend = opts.backend || 'auto';
-    const key = `${abs}|${backend}|${opts.workers ?? ''}`;
-    let entry = shared.get(key);
-    if (!entry) {
-      /** @type {SharedEntry} */
-      const e = { listeners: new Set(), last: null, promise: Promise.resolve(/** @type {any} */ (null)) };
-      e.promise = openUncached(abs, backend, opts.batch ?? 4, opts.workers, (p) => {
-        e.last = p;
-        for (const f of e.listeners) {
-          try { f(p); } catch { /* a listener's bug is not ours */ }
-        }
-      });
-      e.promise.then(() => e.listeners.clear(), () => shared.delete(key));
-      shared.set(key, e);
-      entry = e;
-    }
-    if (opts.onProgress) {
-      const f = opts.onProgress;
-      entry.listeners.add(f);
-      if (entry.last) f(entry.last);
-      entry.promise.then(() => entry && entry.listeners.delete(f), () => {});
-    }
-    return entry.promise.then((c) => {
-      c.refs++;
-      return c;
-    });
+    return openShared({ url: abs }, abs, opts);
+  }
+
+  /**
+   * Loads a model from a folder the visitor picked (`<input type=file webkitdirectory>`):
+   * its model.json and the files it names are read in the worker; nothing is uploaded.
+   * @param {File[]} files
+   * @param {{backend?: BackendChoice, batch?: number, workers?: number, onProgress?: ProgressFn}} [opts]
+   * @returns {Promise<GlowClient>}
+   */
+  static openFolder(files, opts = {}) {
+    return openShared({ files }, `folder:${++folders}`, opts);
   }
 
   /** Gives this reference back; the workers stop shortly after the last one goes. */
@@ -305,12 +291,50 @@ export class GlowClient {
  */
 /** @type {Map<string, SharedEntry>} */
 const shared = new Map();
+let folders = 0;
 
 /**
- * @param {string} url @param {BackendChoice} backend @param {number} batch
+ * One client per model source, backend and worker count on a document, shared by the
+ * page and its widgets; progress goes to every caller waiting for it.
+ * @param {import('./protocol.js').ModelSource} source @param {string} id
+ * @param {{backend?: BackendChoice, batch?: number, workers?: number, onProgress?: ProgressFn}} opts
+ * @returns {Promise<GlowClient>}
+ */
+function openShared(source, id, opts) {
+  const backend = opts.backend || 'auto';
+  const key = `${id}|${backend}|${opts.workers ?? ''}`;
+  let entry = shared.get(key);
+  if (!entry) {
+    /** @type {SharedEntry} */
+    const e = { listeners: new Set(), last: null, promise: Promise.resolve(/** @type {any} */ (null)) };
+    e.promise = openUncached(source, backend, opts.batch ?? 4, opts.workers, (p) => {
+      e.last = p;
+      for (const f of e.listeners) {
+        try { f(p); } catch { /* a listener's bug is not ours */ }
+      }
+    });
+    e.promise.then(() => e.listeners.clear(), () => shared.delete(key));
+    shared.set(key, e);
+    entry = e;
+  }
+  if (opts.onProgress) {
+    const f = opts.onProgress;
+    const en = entry;
+    en.listeners.add(f);
+    if (en.last) f(en.last);
+    en.promise.then(() => en.listeners.delete(f), () => {});
+  }
+  return entry.promise.then((c) => {
+    c.refs++;
+    return c;
+  });
+}
+
+/**
+ * @param {import('./protocol.js').ModelSource} source @param {BackendChoice} backend @param {number} batch
  * @param {number | undefined} workers @param {ProgressFn} report
  */
-async function openUncached(url, backend, batch, workers, report) {
+async function openUncached(source, backend, batch, workers, report) {
   let first;
   try {
     first = new EngineWorker();
@@ -320,7 +344,7 @@ async function openUncached(url, backend, batch, workers, report) {
   /** @type {{info: ModelInfo, files?: ModelFiles}} */
   let opened;
   try {
-    opened = await first.send({ type: 'open', url, backend, batch }, {
+    opened = await first.send({ type: 'open', source, backend, batch }, {
       onProgress: (loaded, total) => report({ loaded, total, fraction: total ? Math.min(1, loaded / total) : 0 }),
     }).promise;
   } catch (e) {

@@ -187,31 +187,77 @@ async function load(files, backend, batch, url) {
   };
 }
 
-/** @param {number} id @param {string} url @param {import('./protocol.js').BackendChoice} backend @param {number} batch */
-async function open(id, url, backend, batch) {
-  const configRes = await fetch(`${url}/model.json`, { cache: 'no-cache' });
-  if (!configRes.ok) throw named('DownloadFailed', `could not load ${url}/model.json: HTTP ${configRes.status}`);
-  const configText = await configRes.text();
+/**
+ * Reads a file the visitor picked (nothing leaves the device), reporting progress.
+ * @param {File} file @param {(loaded: number, total: number) => void} onProgress
+ */
+async function readFile(file, onProgress) {
+  const bytes = new Uint8Array(file.size);
+  let off = 0;
+  onProgress(0, file.size);
+  const reader = file.stream().getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes.set(value, off);
+    off += value.length;
+    onProgress(off, file.size);
+  }
+  return { bytes, cached: false };
+}
+
+/**
+ * Downloads (or reads from a picked folder) a model directory's files and loads them.
+ * @param {number} id @param {import('./protocol.js').ModelSource} source
+ * @param {import('./protocol.js').BackendChoice} backend @param {number} batch
+ */
+async function open(id, source, backend, batch) {
+  /** @type {(name: string, version: string, onProgress: (l: number, t: number) => void) => Promise<{bytes: Uint8Array, cached: boolean}>} */
+  let get;
+  let where;
+  let configText;
+  if ('url' in source) {
+    const url = source.url;
+    where = url;
+    const configRes = await fetch(`${url}/model.json`, { cache: 'no-cache' });
+    if (!configRes.ok) throw named('DownloadFailed', `could not load ${url}/model.json: HTTP ${configRes.status}`);
+    configText = await configRes.text();
+    get = (name, version, onProgress) => fetchBytes(`${url}/${name}`, version, onProgress);
+  } else {
+    // A folder from <input webkitdirectory>: its model.json, and files named relative to it.
+    const files = source.files;
+    const path = (/** @type {File} */ f) => /** @type {any} */ (f).webkitRelativePath || f.name;
+    const config = files.filter((f) => f.name === 'model.json').sort((x, y) => path(x).length - path(y).length)[0];
+    if (!config) throw named('BadModelFile', 'the chosen folder has no model.json (pick the model\'s own folder)');
+    const dir = path(config).slice(0, -'model.json'.length);
+    where = dir.replace(/\/$/, '') || config.name;
+    configText = await config.text();
+    get = (name, _version, onProgress) => {
+      const f = files.find((x) => path(x) === dir + name);
+      if (!f) return Promise.reject(named('BadModelFile', `the folder has no ${name}, which model.json names`));
+      return readFile(f, onProgress);
+    };
+  }
   let config;
   try {
     config = JSON.parse(configText);
   } catch (e) {
-    throw named('BadModelFile', `${url}/model.json is not valid JSON: ${wire(e).message}`);
+    throw named('BadModelFile', `${where}/model.json is not valid JSON: ${wire(e).message}`);
   }
   const version = hashText(configText);
   const names = [config.weights || 'weights.safetensors'];
   if (config.attributes && config.attributes.file) names.push(config.attributes.file);
   const progress = names.map(() => ({ loaded: 0, total: 0 }));
-  const got = await Promise.all(names.map((f, i) => fetchBytes(`${url}/${f}`, version, (loaded, total) => {
+  const got = await Promise.all(names.map((f, i) => get(f, version, (loaded, total) => {
     progress[i] = { loaded, total };
     post({ type: 'progress', id, loaded: progress.reduce((s, p) => s + p.loaded, 0), total: progress.reduce((s, p) => s + p.total, 0) });
   })));
   /** @type {ModelFiles} */
   const files = { config: configText, weights: got[0].bytes, attributes: got[1] ? got[1].bytes : undefined };
-  const i = await load(files, backend, batch, url);
+  const i = await load(files, backend, batch, where);
   i.cached = got.every((g) => g.cached);
   info = i;
-  // The CPU engine's other workers load from these bytes instead of downloading again.
+  // The CPU engine's other workers load from these bytes instead of reading them again.
   post({ type: 'opened', id, info: i, files: i.backend === 'cpu' ? files : undefined });
 }
 
@@ -335,7 +381,7 @@ scope.onmessage = (/** @type {MessageEvent<ToWorker>} */ e) => {
   const m = e.data;
   switch (m.type) {
     case 'open':
-      open(m.id, m.url, m.backend, m.batch).catch((err) => post({ type: 'error', id: m.id, error: wire(err) }));
+      open(m.id, m.source, m.backend, m.batch).catch((err) => post({ type: 'error', id: m.id, error: wire(err) }));
       break;
     case 'adopt':
       load(m.files, m.backend, 1, '').then((i) => {

@@ -2,13 +2,14 @@
 // (engine-worker.js). Types only; nothing here runs.
 //
 // Page -> worker                           Worker -> page
-//   {type:'open', id, url, backend, batch}   {type:'progress', id, loaded, total}
+//   {type:'open', id, source, backend, batch} {type:'progress', id, loaded, total}
 //   {type:'adopt', id, files, backend}       {type:'opened', id, info, files?}
 //   {type:'call', id, op, args, priority}    {type:'chunk', id, first, count, rgba}
 //   {type:'cancel', id}                      {type:'done', id, value}
 //                                            {type:'error', id, error: {name, message}}
 //
-// 'open' downloads a model directory (through Cache Storage) and loads it; 'adopt' loads
+// 'open' downloads a model directory (through Cache Storage), or reads one from a folder the
+// visitor picked (File objects; nothing is uploaded), and loads it; 'adopt' loads
 // one from bytes another worker already has (the CPU engine runs one worker per core).
 // Engine calls ('decode', 'encode', 'bitsPerDim') queue one at a time, highest priority
 // first; a decode of several images runs a chunk at a time and answers each chunk as it
@@ -20,7 +21,7 @@
  * @typedef {'auto' | 'webgpu' | 'cpu'} BackendChoice
  *
  * @typedef {Object} ModelInfo
- * @property {string} url           the model directory's absolute URL
+ * @property {string} url           the model directory's absolute URL (or the picked folder's name)
  * @property {string} name
  * @property {number} width
  * @property {number} height
@@ -46,7 +47,10 @@
  * @typedef {'decode' | 'encode' | 'bitsPerDim' | 'sampleEps' | 'manipulate' | 'mix' |
  *   'interpolate' | 'teachDirection' | 'forgetDirection' | 'quantizeInput'} Op
  *
- * @typedef {{type: 'open', id: number, url: string, backend: BackendChoice, batch: number}
+ * @typedef {{url: string} | {files: File[]}} ModelSource
+ *   a model directory's URL, or the files of a folder the visitor picked
+ *
+ * @typedef {{type: 'open', id: number, source: ModelSource, backend: BackendChoice, batch: number}
  *   | {type: 'adopt', id: number, files: ModelFiles, backend: BackendChoice}
  *   | {type: 'call', id: number, op: Op, args: any[], priority: number}
  *   | {type: 'cancel', id: number}} ToWorker
