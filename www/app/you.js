@@ -4,7 +4,7 @@
 // bits/dim with a scale that says what the number means.
 
 import { drawImage } from '../glow/client.js';
-import { $, input, canvas, button, busy, bump, showError, clearError } from './ui.js';
+import { $, el, input, canvas, button, busy, bump, showError, clearError } from './ui.js';
 
 /** @typedef {import('./store.js').Store} Store */
 
@@ -12,7 +12,12 @@ const MAX_SOURCE = 1024;
 
 /** @param {{store: Store, writeUrl: () => void}} ctx */
 export function mount({ store }) {
-  /** @type {{canvas: HTMLCanvasElement, crop: {x: number, y: number, w: number} | null} | null} */
+  /**
+   * The photo, and the crop box on it: centre, width (source pixels) and rotation (radians,
+   * clockwise on screen). `rgba` is the photo's pixels, read once, for the engine.
+   * @typedef {{cx: number, cy: number, w: number, angle: number}} Crop
+   * @type {{canvas: HTMLCanvasElement, rgba: Uint8ClampedArray, crop: Crop | null} | null}
+   */
   let source = null;
   const info = () => {
     const c = store.state.client;
@@ -63,14 +68,74 @@ export function mount({ store }) {
     ctx.imageSmoothingQuality = 'high';
     ctx.drawImage(image, 0, 0, c.width, c.height);
     ctx.restore();
-    source = { canvas: c, crop: null };
+    source = { canvas: c, rgba: ctx.getImageData(0, 0, c.width, c.height).data, crop: null };
     $('drop-empty').hidden = true;
     $('camera-panel').hidden = true;
     $('stage').hidden = false;
     $('crop-controls').hidden = false;
     fit();
     resetCrop();
-    encode();
+    findFaces();
+  }
+
+  /**
+   * Finds the faces in the photo and puts the box on the largest, aligned the way the
+   * model's training faces were (model.json `align`); the others can be picked by clicking
+   * their outlines. Without a template, or without a face, the manual box stays.
+   */
+  async function findFaces() {
+    const client = store.state.client;
+    const src = source;
+    const marks = $('faces');
+    marks.replaceChildren();
+    $('face-note').textContent = '';
+    if (!client || !src) return;
+    const i = client.info;
+    if (!i.config.align) {
+      $('face-note').textContent = 'This model has no alignment template: place the box by hand.';
+      encode();
+      return;
+    }
+    $('face-note').textContent = 'Looking for a face…';
+    let faces;
+    try {
+      faces = await busy(client.detectFaces(src.rgba, src.canvas.width, src.canvas.height, { key: 'faces', priority: 1 }));
+    } catch (e) {
+      $('face-note').textContent = '';
+      showError('you', e);
+      encode();
+      return;
+    }
+    if (source !== src) return;
+    const usable = faces.filter((f) => f.transform);
+    if (!usable.length) {
+      $('face-note').textContent = 'No face found in this photo: place the box on the face by hand (drag it, resize it with the corner or the wheel, turn it with the slider).';
+      $('stage').dataset.faces = '0';
+      encode();
+      return;
+    }
+    const { width: W, height: H } = src.canvas;
+    const pick = (/** @type {number} */ k) => {
+      src.crop = boxOf(/** @type {number[]} */ (usable[k].transform), i.width, i.height);
+      [...marks.children].forEach((m, j) => m.classList.toggle('picked', j === k));
+      place();
+      encode();
+    };
+    usable.forEach((f, k) => {
+      const [x, y, w, h] = f.box;
+      const m = el('button', { type: 'button', class: 'face-mark', title: `Face ${k + 1}: align to this one`, 'aria-label': `Face ${k + 1}` });
+      m.style.left = `${(100 * x) / W}%`;
+      m.style.top = `${(100 * y) / H}%`;
+      m.style.width = `${(100 * w) / W}%`;
+      m.style.height = `${(100 * h) / H}%`;
+      m.addEventListener('click', () => pick(k));
+      marks.append(m);
+    });
+    $('stage').dataset.faces = String(usable.length);
+    $('face-note').textContent = usable.length > 1
+      ? `${usable.length} faces found: the largest is aligned; click another outline to use it instead.`
+      : 'Face found and aligned like the model\'s training faces. You can still move, resize and turn the box.';
+    pick(0);
   }
 
   /** Shows the photo as large as the drop area allows, never wider than it. */
@@ -101,10 +166,9 @@ export function mount({ store }) {
     const [cx, cy, cw, ch] = Array.isArray(pre.crop) ? pre.crop.map(Number) : [];
     if (sw > 0 && sh > 0 && cw > 0 && ch > 0 && Math.abs(W / H - sw / sh) < 0.01 && Math.abs(cw / ch - aspect) < 0.01) {
       const k = W / sw;
-      source.crop = { x: cx * k, y: cy * k, w: cw * k };
+      source.crop = { cx: (cx + cw / 2) * k, cy: (cy + ch / 2) * k, w: cw * k, angle: 0 };
     } else {
-      const w = Math.min(W, H * aspect) * 0.8;
-      source.crop = { x: (W - w) / 2, y: (H - w / aspect) / 2, w };
+      source.crop = { cx: W / 2, cy: H / 2, w: Math.min(W, H * aspect) * 0.8, angle: 0 };
     }
     place();
   }
@@ -115,30 +179,29 @@ export function mount({ store }) {
     const { width: W, height: H } = source.canvas;
     const aspect = i.width / i.height;
     const c = source.crop;
-    const maxW = Math.min(W, H * aspect);
-    c.w = Math.min(maxW, Math.max(Math.min(8, maxW), c.w));
-    c.x = Math.min(W - c.w, Math.max(0, c.x));
-    c.y = Math.min(H - c.w / aspect, Math.max(0, c.y));
+    // The box may reach past the photo (a face near an edge); outside is black, as in a
+    // padded training crop. Its centre stays on the photo.
+    const maxW = Math.max(W, H * aspect) * 1.5;
+    c.w = Math.min(maxW, Math.max(8, c.w));
+    c.cx = Math.min(W, Math.max(0, c.cx));
+    c.cy = Math.min(H, Math.max(0, c.cy));
+    const h = c.w / aspect;
     const box = $('crop');
-    box.style.left = `${(100 * c.x) / W}%`;
-    box.style.top = `${(100 * c.y) / H}%`;
+    box.style.left = `${(100 * (c.cx - c.w / 2)) / W}%`;
+    box.style.top = `${(100 * (c.cy - h / 2)) / H}%`;
     box.style.width = `${(100 * c.w) / W}%`;
-    box.style.height = `${(100 * c.w) / aspect / H}%`;
-    input('crop-size').value = String(c.w / maxW);
-    box.setAttribute('aria-valuetext', `${Math.round(c.w)} pixels wide at ${Math.round(c.x)}, ${Math.round(c.y)}`);
+    box.style.height = `${(100 * h) / H}%`;
+    box.style.transform = c.angle ? `rotate(${c.angle}rad)` : '';
+    input('crop-size').value = String(Math.min(1, c.w / Math.min(W, H * aspect)));
+    input('crop-angle').value = String(Math.round((c.angle * 180) / Math.PI));
+    $('crop-angle-out').textContent = `${Math.round((c.angle * 180) / Math.PI)}°`;
+    box.setAttribute('aria-valuetext', `${Math.round(c.w)} pixels wide at ${Math.round(c.cx)}, ${Math.round(c.cy)}, turned ${Math.round((c.angle * 180) / Math.PI)} degrees`);
   }
 
   function zoom(/** @type {number} */ f) {
     const i = info();
     if (!source || !source.crop || !i) return;
-    const c = source.crop;
-    const aspect = i.width / i.height;
-    const cx = c.x + c.w / 2;
-    const cy = c.y + c.w / aspect / 2;
-    c.w *= f;
-    c.w = Math.min(Math.min(source.canvas.width, source.canvas.height * aspect), Math.max(8, c.w));
-    c.x = cx - c.w / 2;
-    c.y = cy - c.w / aspect / 2;
+    source.crop.w *= f;
     place();
   }
 
@@ -157,7 +220,12 @@ export function mount({ store }) {
     let xs = null;
     const [x0, y0, w, h] = Array.isArray(pre.crop) ? pre.crop.map(Number) : [];
     const [sw, sh] = Array.isArray(pre.source_size) ? pre.source_size.map(Number) : [];
-    if (ok(Number(pre.eye_line))) y = Number(pre.eye_line);
+    const al = i.config.align;
+    if (al && Array.isArray(al.left_eye) && Array.isArray(al.right_eye)) {
+      // The measured template: where the detector finds the eyes in training crops.
+      y = (al.left_eye[1] + al.right_eye[1]) / 2 / i.height;
+      xs = [al.left_eye[0] / i.width, al.right_eye[0] / i.width];
+    } else if (ok(Number(pre.eye_line))) y = Number(pre.eye_line);
     else if (/align_celeba/i.test(String(pre.source || '')) && w > 0 && h > 0 && sw > 0 && sh > 0) {
       const ey = (0.512 * sh - y0) / h;
       const ex = [0.388, 0.612].map((f) => (f * sw - x0) / w);
@@ -172,32 +240,37 @@ export function mount({ store }) {
     });
   }
 
-  /** The crop resized to the model's size (halving first, so large photos do not alias). */
-  function cropPixels() {
-    const i = /** @type {import('../glow/protocol.js').ModelInfo} */ (info());
-    const { canvas: src0, crop } = /** @type {{canvas: HTMLCanvasElement, crop: {x: number, y: number, w: number}}} */ (source);
-    const { width: W, height: H } = i;
-    /** @type {HTMLCanvasElement} */
-    let src = src0;
-    let { x, y, w } = crop;
-    let h = (w * H) / W;
-    while (w / 2 >= W * 2) {
-      const t = document.createElement('canvas');
-      t.width = Math.ceil(w / 2);
-      t.height = Math.ceil(h / 2);
-      const tc = /** @type {CanvasRenderingContext2D} */ (t.getContext('2d'));
-      tc.imageSmoothingQuality = 'high';
-      tc.drawImage(src, x, y, w, h, 0, 0, t.width, t.height);
-      src = t;
-      x = 0; y = 0; w = t.width; h = t.height;
-    }
-    const out = document.createElement('canvas');
-    out.width = W;
-    out.height = H;
-    const ctx = /** @type {CanvasRenderingContext2D} */ (out.getContext('2d', { willReadFrequently: true }));
-    ctx.imageSmoothingQuality = 'high';
-    ctx.drawImage(src, x, y, w, h, 0, 0, W, H);
-    const px = ctx.getImageData(0, 0, W, H).data;
+  /**
+   * The similarity [a, b, tx, ty] (q = [a -b; b a] p + t) taking photo pixels into the
+   * model's frame for a crop box: the inverse of the box's rotation, scaled to the model.
+   * @param {Crop} c @param {number} wm @param {number} hm
+   */
+  function cropTransform(c, wm, hm) {
+    const s = wm / c.w;
+    const a = s * Math.cos(c.angle);
+    const b = -s * Math.sin(c.angle);
+    return [a, b, wm / 2 - (a * c.cx - b * c.cy), hm / 2 - (b * c.cx + a * c.cy)];
+  }
+
+  /** The crop box a similarity (photo -> model frame) describes. @returns {Crop} */
+  function boxOf(/** @type {number[]} */ t, /** @type {number} */ wm, /** @type {number} */ hm) {
+    const [a, b, tx, ty] = t;
+    const d = a * a + b * b;
+    // The inverse map of the frame's centre is the box's centre.
+    const x = wm / 2 - tx;
+    const y = hm / 2 - ty;
+    return { cx: (a * x + b * y) / d, cy: (-b * x + a * y) / d, w: wm / Math.sqrt(d), angle: Math.atan2(-b, a) };
+  }
+
+  /**
+   * The crop, resampled by the engine from the photo's pixels (antialiased: a plain canvas
+   * resize blurs or aliases enough to move bits/dim by 0.05-0.27), as the model sees it.
+   */
+  async function cropPixels(/** @type {import('../glow/client.js').GlowClient} */ client) {
+    const i = client.info;
+    const src = /** @type {NonNullable<typeof source>} */ (source);
+    const t = cropTransform(/** @type {Crop} */ (src.crop), i.width, i.height);
+    const px = await client.alignedCrop(src.rgba, src.canvas.width, src.canvas.height, t, i.width, i.height);
     if (i.channels === 1) {
       const invert = input('invert').checked;
       for (let k = 0; k < px.length; k += 4) {
@@ -205,7 +278,6 @@ export function mount({ store }) {
         px[k] = px[k + 1] = px[k + 2] = invert ? 255 - g : g;
       }
     }
-    for (let k = 3; k < px.length; k += 4) px[k] = 255;
     return px;
   }
 
@@ -218,7 +290,7 @@ export function mount({ store }) {
     clearError('you');
     $('you-result').classList.add('working');
     try {
-      const px = cropPixels();
+      const px = await cropPixels(client);
       const quant = await client.quantizeInput(px);
       drawImage(canvas('you-input'), quant, width, height);
       const enc = await busy(client.encode(px, 1, { key: 'you-encode', priority: 1 }));
@@ -357,7 +429,7 @@ export function mount({ store }) {
   new ResizeObserver(() => fit()).observe($('drop'));
   const box = $('crop');
   const stage = $('stage');
-  /** @type {{id: number, x0: number, y0: number, crop: {x: number, y: number, w: number}, resize: boolean, k: number} | null} */
+  /** @type {{id: number, x0: number, y0: number, crop: Crop, resize: boolean, k: number} | null} */
   let drag = null;
   const scale = () => (source ? source.canvas.width / stage.getBoundingClientRect().width : 1);
   box.addEventListener('pointerdown', (e) => {
@@ -374,12 +446,13 @@ export function mount({ store }) {
     const dy = (e.clientY - drag.y0) * drag.k;
     const c = source.crop;
     if (drag.resize) {
-      c.w = drag.crop.w + Math.max(dx, dy * (i.width / i.height));
-      c.x = drag.crop.x;
-      c.y = drag.crop.y;
+      // The corner handle grows the box about its centre, along the box's own axes.
+      const along = dx * Math.cos(c.angle) + dy * Math.sin(c.angle);
+      const across = -dx * Math.sin(c.angle) + dy * Math.cos(c.angle);
+      c.w = drag.crop.w + 2 * Math.max(along, across * (i.width / i.height));
     } else {
-      c.x = drag.crop.x + dx;
-      c.y = drag.crop.y + dy;
+      c.cx = drag.crop.cx + dx;
+      c.cy = drag.crop.cy + dy;
     }
     place();
   });
@@ -406,6 +479,12 @@ export function mount({ store }) {
     zoom((Number(input('crop-size').value) * maxW) / source.crop.w);
     encodeSoon();
   });
+  input('crop-angle').addEventListener('input', () => {
+    if (!source || !source.crop) return;
+    source.crop.angle = (Number(input('crop-angle').value) * Math.PI) / 180;
+    place();
+    encodeSoon();
+  });
   box.addEventListener('keydown', (e) => {
     if (!source || !source.crop) return;
     const step = (e.shiftKey ? 10 : 2) * scale();
@@ -413,8 +492,10 @@ export function mount({ store }) {
     /** @type {Record<string, number[]>} */
     const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
     if (moves[e.key]) {
-      c.x += moves[e.key][0];
-      c.y += moves[e.key][1];
+      c.cx += moves[e.key][0];
+      c.cy += moves[e.key][1];
+    } else if (e.key === '[' || e.key === ']') {
+      c.angle += ((e.key === ']' ? 1 : -1) * Math.PI) / 180;
     } else if (e.key === '+' || e.key === '=') zoom(1 / 1.05);
     else if (e.key === '-') zoom(1.05);
     else return;
@@ -431,7 +512,7 @@ export function mount({ store }) {
     placeEyeGuide();
     setupScale();
     clear();
-    if (source) { resetCrop(); encode(); }
+    if (source) { resetCrop(); findFaces(); }
   });
   store.subscribe(['you'], (s) => {
     for (const id of ['you-edit', 'you-a', 'you-b']) button(id).disabled = !s.you;

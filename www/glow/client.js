@@ -222,6 +222,27 @@ export class GlowClient {
     return this.call(this.primary, 'quantizeInput', [rgba]);
   }
 
+  // Faces (the detector loads in the worker on first use, from models/face/ next to glow/).
+
+  /**
+   * The faces in an RGBA photo, largest first: each its box [x, y, w, h], score, eye and
+   * mouth centres, and (for a model with an alignment template) `transform`, the
+   * similarity [a, b, tx, ty] taking photo pixels into the model's frame.
+   * @returns {Promise<{box: number[], score: number, leftEye: number[], rightEye: number[], mouth: number[], transform: number[] | null}[]>}
+   */
+  detectFaces(/** @type {Uint8ClampedArray | Uint8Array} */ rgba, /** @type {number} */ width, /** @type {number} */ height, /** @type {CallOptions} */ opts = {}) {
+    return this.call(this.primary, 'detectFaces', [rgba, width, height], opts);
+  }
+
+  /**
+   * The crop a similarity [a, b, tx, ty] (photo -> model frame) defines, resampled from the
+   * photo with an antialiasing filter: RGBA of outWidth x outHeight.
+   * @returns {Promise<Uint8ClampedArray>}
+   */
+  alignedCrop(/** @type {Uint8ClampedArray | Uint8Array} */ rgba, /** @type {number} */ width, /** @type {number} */ height, /** @type {number[]} */ transform, /** @type {number} */ outWidth, /** @type {number} */ outHeight) {
+    return this.call(this.primary, 'alignedCrop', [rgba, width, height, Float64Array.from(transform), outWidth, outHeight]);
+  }
+
   // Engine calls (queued in the workers).
 
   /**

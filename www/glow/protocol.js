@@ -45,7 +45,8 @@
  * @typedef {{ name: string, message: string }} WireError
  *
  * @typedef {'decode' | 'encode' | 'bitsPerDim' | 'sampleEps' | 'manipulate' | 'mix' |
- *   'interpolate' | 'teachDirection' | 'forgetDirection' | 'quantizeInput'} Op
+ *   'interpolate' | 'teachDirection' | 'forgetDirection' | 'quantizeInput' | 'detectFaces' |
+ *   'alignedCrop'} Op
  *
  * @typedef {{url: string} | {files: File[]}} ModelSource
  *   a model directory's URL, or the files of a folder the visitor picked
