@@ -1,6 +1,6 @@
-//! One folded conv on the CPU: im2col of a chunk of tiles, the GEMM micro-kernel against
-//! weights packed once at load, then bias, edge-bias table and relu. Split by output pixels
-//! over the engine's threads.
+//! One folded conv on the CPU: an indirection list of input rows per tile of pixels, the
+//! GEMM micro-kernel against weights packed once at load, then bias, edge-bias table and
+//! relu. Split by output pixels over the engine's threads.
 
 use super::gemm::{Kernel, MR, NR};
 use super::threads::Threads;
@@ -17,10 +17,14 @@ pub struct Exec {
     pub kernel: Kernel,
 }
 
-/// A conv with its weights packed as `[ceil(cout/8)][taps*cin][8]` (zero padded).
+/// A conv with its weights packed as `[ceil(cout/8)][taps*cin][8]`, and its bias and edge
+/// table padded to whole blocks of 8 channels (zeros), so the epilogue works on whole
+/// vectors.
 pub struct PackedConv {
     pub conv: Conv,
     packed: Vec<f32>,
+    bias: Vec<f32>,
+    edge: Option<Vec<f32>>,
 }
 
 impl PackedConv {
@@ -38,7 +42,10 @@ impl PackedConv {
                 }
             }
         }
-        PackedConv { conv: conv.clone(), packed }
+        let pad = |v: &[f32]| -> Vec<f32> {
+            v.chunks_exact(conv.cout).flat_map(|row| row.iter().copied().chain(std::iter::repeat(0.0)).take(blocks * NR)).collect()
+        };
+        PackedConv { conv: conv.clone(), packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad) }
     }
 
     /// `out[p, out_offset + co]` for a `[batch, h, w, in_stride]` input (channels at
@@ -64,74 +71,81 @@ impl PackedConv {
         let (h, w) = (g.h, g.w);
         let ks = c.ksize;
         let rad = (ks / 2) as isize;
-        let k = ks * ks * c.cin;
         let blocks = c.cout.div_ceil(NR);
-        // im2col of MR pixels per tile, interleaved: a[kk * MR + r], so the micro-kernel
-        // reads MR inputs and NR weights contiguously for each kk. Tiles are packed in
-        // chunks of about 64 KB, and each block of NR output channels runs over the whole
-        // chunk, so its packed weights stay in L1 while the chunk streams from L2.
         let total = pixels.end;
         let tiles = pixels.len().div_ceil(MR);
-        let chunk = (16384 / (MR * k)).clamp(1, 64);
-        let mut a = vec![0f32; chunk * MR * k];
-        let mut row = vec![0f32; k];
+        // Tiles go in chunks of up to 64, and each block of NR output channels runs over the
+        // whole chunk, so its packed weights stay in L1 while the activations stream from L2.
+        let chunk = 64;
+        let zeros = vec![0f32; c.cin];
+        let mut rows: Vec<&[f32]> = Vec::with_capacity(chunk * ks * ks * MR);
         let mut classes = vec![0usize; chunk * MR];
         for t0 in (0..tiles).step_by(chunk) {
             let nt = chunk.min(tiles - t0);
+            // rows[(t * taps + tap) * MR + r]: what tap `tap` of pixel r of tile t reads.
+            rows.clear();
             for t in 0..nt {
                 let m0 = pixels.start + (t0 + t) * MR;
-                let at = &mut a[t * MR * k..(t + 1) * MR * k];
-                for r in 0..MR {
+                let pix: [Option<(usize, usize, usize)>; MR] = std::array::from_fn(|r| {
                     let m = m0 + r;
-                    if m >= total {
-                        row.fill(0.0);
-                    } else {
-                        let (b, y, x) = (m / (h * w), (m / w) % h, m % w);
-                        classes[t * MR + r] = edge_class(y, x, h, w);
-                        // Gather the pixel's receptive field (zeros outside the image).
-                        for ky in 0..ks {
-                            for kx in 0..ks {
-                                let tap = (ky * ks + kx) * c.cin;
-                                let yy = y as isize + ky as isize - rad;
-                                let xx = x as isize + kx as isize - rad;
-                                let dst = &mut row[tap..tap + c.cin];
-                                if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
-                                    dst.fill(0.0);
-                                } else {
-                                    let pix = (b * h + yy as usize) * w + xx as usize;
-                                    let src = pix * g.in_stride + g.in_offset;
-                                    dst.copy_from_slice(&input[src..src + c.cin]);
-                                }
+                    (m < total).then(|| (m / (h * w), (m / w) % h, m % w))
+                });
+                for (r, p) in pix.iter().enumerate() {
+                    classes[t * MR + r] = p.map_or(0, |(_, y, x)| edge_class(y, x, h, w));
+                }
+                for ky in 0..ks {
+                    for kx in 0..ks {
+                        rows.extend(pix.iter().map(|p| {
+                            let Some((b, y, x)) = *p else { return &zeros[..] };
+                            let yy = y as isize + ky as isize - rad;
+                            let xx = x as isize + kx as isize - rad;
+                            if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
+                                &zeros[..]
+                            } else {
+                                let src = ((b * h + yy as usize) * w + xx as usize) * g.in_stride + g.in_offset;
+                                &input[src..src + c.cin]
                             }
-                        }
-                    }
-                    for (kk, v) in row.iter().enumerate() {
-                        at[kk * MR + r] = *v;
+                        }));
                     }
                 }
             }
-            kernel.chunk(&a, nt, k, &self.packed, blocks, |t, nb, acc| {
+            kernel.chunk(&rows, nt, c.cin, &self.packed, blocks, |t, nb, acc| {
                 let m0 = pixels.start + (t0 + t) * MR;
                 let (c0, c1) = (nb * NR, (nb * NR + NR).min(c.cout));
+                let bias: &[f32; NR] = self.bias[c0..c0 + NR].try_into().unwrap_or(&[0.0; NR]);
                 for (r, accr) in acc.iter().enumerate().take(MR.min(total - m0)) {
-                    let o = (m0 + r - pixels.start) * g.out_stride + g.out_offset;
-                    let dst = &mut out[o + c0..o + c1];
-                    for ((d, v), b) in dst.iter_mut().zip(accr).zip(&c.bias[c0..c1]) {
-                        *d = v + b;
-                    }
-                    if let Some(e) = &c.edge {
-                        let row = classes[t * MR + r] * c.cout;
-                        dst.iter_mut().zip(&e[row + c0..row + c1]).for_each(|(d, e)| *d += e);
+                    let edge: Option<&[f32; NR]> = self.edge.as_ref().map(|e| {
+                        let at = classes[t * MR + r] * blocks * NR + c0;
+                        e[at..at + NR].try_into().unwrap_or(&[0.0; NR])
+                    });
+                    // (acc + bias) + edge, then relu, each over a whole vector.
+                    let mut v = *accr;
+                    v.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                    if let Some(e) = edge {
+                        v.iter_mut().zip(e).for_each(|(v, e)| *v += e);
                     }
                     if c.relu {
-                        // Not f32::max: in wasm that is a call to libm's fmaxf (NaN
-                        // rules), which cost a quarter of the whole decode.
-                        dst.iter_mut().for_each(|d| *d = if *d > 0.0 { *d } else { 0.0 });
+                        // Not f32::max: in wasm that is a call to libm's fmaxf (NaN rules),
+                        // which cost a quarter of the whole decode.
+                        v.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+                    }
+                    let o = (m0 + r - pixels.start) * g.out_stride + g.out_offset;
+                    match <&mut [f32; NR]>::try_from(&mut out[o + c0..o + c1]) {
+                        Ok(dst) => *dst = v,
+                        Err(_) => store_partial(&mut out[o + c0..o + c1], &v),
                     }
                 }
             });
         }
     }
+}
+
+/// The first channels of a partial block. Out of line: where both stores were inline, LLVM
+/// merged them into one call to memcpy of run-time length, which took 15% of the time.
+#[cold]
+#[inline(never)]
+fn store_partial(dst: &mut [f32], v: &[f32; NR]) {
+    dst.copy_from_slice(&v[..dst.len()]);
 }
 
 #[cfg(test)]

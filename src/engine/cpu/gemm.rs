@@ -1,13 +1,16 @@
-//! The GEMM micro-kernels: one tile of MR pixels (im2col rows, interleaved `a[kk * MR + r]`)
-//! times one block of NR output channels (packed weights `w[kk * NR + j]`).
+//! The GEMM micro-kernels: one tile of MR output pixels times one block of NR output
+//! channels, `acc[r][j] = sum over (tap, ci) of x_r,tap[ci] * w[(tap * cin + ci) * NR + j]`.
+//! A tile's inputs come as an indirection list (`rows[tap * MR + r]`: the `cin` input values
+//! that tap `tap` of pixel `r` reads, a zero row outside the image), so no im2col copy is made:
+//! the kernels read the activations where they are.
 //!
 //! Two implementations, picked once per engine:
-//! - portable Rust that LLVM vectorises (SSE natively, simd128 in wasm): `acc += a * w`;
-//! - natively on x86_64 CPUs that have them, AVX2 + FMA intrinsics: `acc = fma(a, w, acc)`,
+//! - portable Rust that LLVM vectorises (SSE natively, simd128 in wasm): `acc += x * w`;
+//! - natively on x86_64 CPUs that have them, AVX2 + FMA intrinsics: `acc = fma(x, w, acc)`,
 //!   and two outputs per call (two blocks, or two tiles when a conv has one block, as the
 //!   coupling's last conv does) so that 8 independent accumulators hide the FMA latency.
 //!
-//! Either way every output value is one chain over `kk` in order from zero, so which
+//! Either way every output value is one chain over (tap, ci) in order from zero, so which
 //! variant or which thread computes it does not change it. FMA rounds once per step instead
 //! of twice, so the two implementations differ in the last bits (see the test below).
 
@@ -50,42 +53,44 @@ impl Kernel {
         }
     }
 
-    /// For each block `nb` of NR output channels and each tile `t` of the `nt` tiles in
-    /// `a` (each `MR * k` values), computes the tile and hands it to `store(t, nb, acc)`.
-    /// Blocks are the outer loop so that a block's packed weights stay in L1 while the
-    /// chunk of tiles streams from L2.
-    pub fn chunk(self, a: &[f32], nt: usize, k: usize, packed: &[f32], blocks: usize, store: impl FnMut(usize, usize, &Tile)) {
+    /// For each block `nb` of NR output channels and each of the `nt` tiles whose rows are
+    /// in `rows` (`taps * MR` rows of `cin` values per tile), computes the tile and hands it
+    /// to `store(t, nb, acc)`. Blocks are the outer loop so that a block's packed weights
+    /// stay in L1 while the tiles' activations stream from L2.
+    pub fn chunk(self, rows: &[&[f32]], nt: usize, cin: usize, packed: &[f32], blocks: usize, mut store: impl FnMut(usize, usize, &Tile)) {
+        let per_tile = rows.len() / nt.max(1);
+        let k = per_tile / MR * cin;
+        debug_assert!(rows.len() == nt * per_tile && per_tile % MR == 0 && packed.len() >= blocks * k * NR);
         #[cfg(target_arch = "x86_64")]
         if self.avx2_fma {
             // SAFETY: `avx2_fma` is only true when `detect` found AVX2 and FMA on this CPU.
-            return unsafe { avx2::chunk(a, nt, k, packed, blocks, store) };
+            return unsafe { avx2::chunk(rows, nt, cin, packed, blocks, store) };
         }
-        portable_chunk(a, nt, k, packed, blocks, store)
-    }
-}
-
-fn portable_chunk(a: &[f32], nt: usize, k: usize, packed: &[f32], blocks: usize, mut store: impl FnMut(usize, usize, &Tile)) {
-    for nb in 0..blocks {
-        let w = &packed[nb * k * NR..(nb + 1) * k * NR];
-        for t in 0..nt {
-            store(t, nb, &micro_kernel(&a[t * MR * k..(t + 1) * MR * k], w));
+        for nb in 0..blocks {
+            let w = &packed[nb * k * NR..(nb + 1) * k * NR];
+            for t in 0..nt {
+                store(t, nb, &micro_kernel(&rows[t * per_tile..(t + 1) * per_tile], w, cin));
+            }
         }
     }
 }
 
-/// `acc[r][j] = sum_kk a[kk][r] * w[kk][j]` over MR x NR outputs, written with fixed-size
-/// chunks so the compiler drops bounds checks and keeps the 32 accumulators in vector
-/// registers. LLVM vectorises it (SSE natively, simd128 in wasm) as well as hand-written
-/// simd128 intrinsics did (measured: same speed in V8).
+/// The portable micro-kernel, written with fixed-size chunks so the compiler drops bounds
+/// checks and keeps the 32 accumulators in vector registers. LLVM vectorises it (SSE
+/// natively, simd128 in wasm) as well as hand-written simd128 intrinsics did (measured:
+/// same speed in V8).
 #[inline(always)]
-fn micro_kernel(a: &[f32], w: &[f32]) -> Tile {
+fn micro_kernel(rows: &[&[f32]], w: &[f32], cin: usize) -> Tile {
     let mut acc = [[0f32; NR]; MR];
-    for (av, wv) in a.chunks_exact(MR).zip(w.chunks_exact(NR)) {
-        let av: &[f32; MR] = av.try_into().unwrap_or(&[0.0; MR]);
-        let wv: &[f32; NR] = wv.try_into().unwrap_or(&[0.0; NR]);
-        for r in 0..MR {
-            for j in 0..NR {
-                acc[r][j] += av[r] * wv[j];
+    for (tap, wt) in rows.chunks_exact(MR).zip(w.chunks_exact(cin * NR)) {
+        let [x0, x1, x2, x3] = [tap[0], tap[1], tap[2], tap[3]];
+        let xs = x0.iter().zip(x1).zip(x2.iter().zip(x3));
+        for (((a0, a1), (a2, a3)), wv) in xs.zip(wt.chunks_exact(NR)) {
+            let wv: &[f32; NR] = wv.try_into().unwrap_or(&[0.0; NR]);
+            for (r, a) in [a0, a1, a2, a3].into_iter().enumerate() {
+                for j in 0..NR {
+                    acc[r][j] += a * wv[j];
+                }
             }
         }
     }
@@ -97,17 +102,19 @@ mod avx2 {
     use super::{Tile, MR, NR};
     use std::arch::x86_64::*;
 
-    /// As `portable_chunk`, with AVX2 + FMA: pairs of blocks, then the odd block (if any)
-    /// two tiles at a time.
+    /// As the portable loop in `Kernel::chunk`, with AVX2 + FMA: pairs of blocks, then the
+    /// odd block (if any) two tiles at a time.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn chunk(a: &[f32], nt: usize, k: usize, packed: &[f32], blocks: usize, mut store: impl FnMut(usize, usize, &Tile)) {
-        let tile = |t: usize| &a[t * MR * k..(t + 1) * MR * k];
+    pub(super) fn chunk(rows: &[&[f32]], nt: usize, cin: usize, packed: &[f32], blocks: usize, mut store: impl FnMut(usize, usize, &Tile)) {
+        let per_tile = rows.len() / nt.max(1);
+        let k = per_tile / MR * cin;
+        let tile = |t: usize| &rows[t * per_tile..(t + 1) * per_tile];
         let block = |nb: usize| &packed[nb * k * NR..(nb + 1) * k * NR];
         let mut nb = 0;
         while nb + 2 <= blocks {
             let (w0, w1) = (block(nb), block(nb + 1));
             for t in 0..nt {
-                let [x, y] = two(tile(t), tile(t), w0, w1);
+                let [x, y] = two(tile(t), tile(t), w0, w1, cin);
                 store(t, nb, &x);
                 store(t, nb + 1, &y);
             }
@@ -117,31 +124,33 @@ mod avx2 {
             let w = block(nb);
             let mut t = 0;
             while t + 2 <= nt {
-                let [x, y] = two(tile(t), tile(t + 1), w, w);
+                let [x, y] = two(tile(t), tile(t + 1), w, w, cin);
                 store(t, nb, &x);
                 store(t + 1, nb, &y);
                 t += 2;
             }
             if t < nt {
-                store(t, nb, &one(tile(t), w));
+                store(t, nb, &one(tile(t), w, cin));
             }
         }
     }
 
-    /// Two micro-tiles at once: `a0 x w0` and `a1 x w1` (the same tile against two blocks,
-    /// or two tiles against the same block).
+    /// Two micro-tiles at once: tile `a` x block `w0` and tile `b` x block `w1` (the same
+    /// tile against two blocks, or two tiles against the same block).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn two(a0: &[f32], a1: &[f32], w0: &[f32], w1: &[f32]) -> [Tile; 2] {
+    fn two(a: &[&[f32]], b: &[&[f32]], w0: &[f32], w1: &[f32], cin: usize) -> [Tile; 2] {
         let mut c0 = [_mm256_setzero_ps(); MR];
         let mut c1 = [_mm256_setzero_ps(); MR];
-        let steps = a0.chunks_exact(MR).zip(a1.chunks_exact(MR)).zip(w0.chunks_exact(NR).zip(w1.chunks_exact(NR)));
-        for ((x0, x1), (v0, v1)) in steps {
-            // SAFETY: `chunks_exact(NR)` gives exactly 8 floats, one unaligned 256-bit load.
-            let (v0, v1) = unsafe { (_mm256_loadu_ps(v0.as_ptr()), _mm256_loadu_ps(v1.as_ptr())) };
-            for r in 0..MR {
-                c0[r] = _mm256_fmadd_ps(_mm256_set1_ps(x0[r]), v0, c0[r]);
-                c1[r] = _mm256_fmadd_ps(_mm256_set1_ps(x1[r]), v1, c1[r]);
+        let taps = a.chunks_exact(MR).zip(b.chunks_exact(MR)).zip(w0.chunks_exact(cin * NR).zip(w1.chunks_exact(cin * NR)));
+        for ((ta, tb), (v0, v1)) in taps {
+            for (ci, (v0, v1)) in v0.chunks_exact(NR).zip(v1.chunks_exact(NR)).enumerate() {
+                // SAFETY: `chunks_exact(NR)` gives exactly 8 floats, one unaligned 256-bit load.
+                let (v0, v1) = unsafe { (_mm256_loadu_ps(v0.as_ptr()), _mm256_loadu_ps(v1.as_ptr())) };
+                for r in 0..MR {
+                    c0[r] = _mm256_fmadd_ps(_mm256_set1_ps(ta[r][ci]), v0, c0[r]);
+                    c1[r] = _mm256_fmadd_ps(_mm256_set1_ps(tb[r][ci]), v1, c1[r]);
+                }
             }
         }
         [unpack(c0), unpack(c1)]
@@ -150,13 +159,15 @@ mod avx2 {
     /// One micro-tile (the last tile of an odd block).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn one(a: &[f32], w: &[f32]) -> Tile {
+    fn one(a: &[&[f32]], w: &[f32], cin: usize) -> Tile {
         let mut c = [_mm256_setzero_ps(); MR];
-        for (x, v) in a.chunks_exact(MR).zip(w.chunks_exact(NR)) {
-            // SAFETY: as in `two`.
-            let v = unsafe { _mm256_loadu_ps(v.as_ptr()) };
-            for r in 0..MR {
-                c[r] = _mm256_fmadd_ps(_mm256_set1_ps(x[r]), v, c[r]);
+        for (ta, v) in a.chunks_exact(MR).zip(w.chunks_exact(cin * NR)) {
+            for (ci, v) in v.chunks_exact(NR).enumerate() {
+                // SAFETY: as in `two`.
+                let v = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+                for r in 0..MR {
+                    c[r] = _mm256_fmadd_ps(_mm256_set1_ps(ta[r][ci]), v, c[r]);
+                }
             }
         }
         unpack(c)
@@ -179,22 +190,28 @@ mod tests {
     use super::*;
 
     /// Every (tile, block) of a chunk with 5 tiles and 3 blocks (an odd block and an odd
-    /// tile, so every AVX2 variant runs): stored once each, equal to a plain f64 sum within
-    /// f32 rounding, and equal bit for bit to a scalar chain over `kk` in order (`s + a * w`, or
-    /// `mul_add` for AVX2): the sequence of operations the bit-identity across threads relies on.
+    /// tile, so every AVX2 variant runs), 3 taps of 13 channels with a zero row among them:
+    /// stored once each, equal to a plain f64 sum within f32 rounding, and equal bit for bit
+    /// to a scalar chain over (tap, ci) in order (`s + x * w`, or `mul_add` for AVX2): the
+    /// sequence of operations the bit-identity across threads relies on.
     #[test]
     fn kernels_compute_the_tiles() {
-        let (nt, k, blocks) = (5, 37, 3);
+        let (nt, taps, cin, blocks) = (5, 3, 13, 3);
+        let k = taps * cin;
         let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.9;
-        let a: Vec<f32> = (0..nt * MR * k).map(val).collect();
+        let data: Vec<f32> = (0..nt * taps * MR * cin).map(val).collect();
+        let zeros = vec![0f32; cin];
+        let mut rows: Vec<&[f32]> = data.chunks_exact(cin).collect();
+        rows[7] = &zeros;
         let packed: Vec<f32> = (0..blocks * k * NR).map(|i| val(i + 13)).collect();
         for kernel in [Kernel::portable(), Kernel::detect()] {
             let mut seen = vec![0u32; nt * blocks];
-            kernel.chunk(&a, nt, k, &packed, blocks, |t, nb, acc| {
+            kernel.chunk(&rows, nt, cin, &packed, blocks, |t, nb, acc| {
                 seen[t * blocks + nb] += 1;
                 for r in 0..MR {
                     for j in 0..NR {
-                        let terms = (0..k).map(|kk| (a[t * MR * k + kk * MR + r], packed[(nb * k + kk) * NR + j]));
+                        let x = |kk: usize| rows[(t * taps + kk / cin) * MR + r][kk % cin];
+                        let terms = (0..k).map(|kk| (x(kk), packed[(nb * k + kk) * NR + j]));
                         let exact: f64 = terms.clone().map(|(x, w)| x as f64 * w as f64).sum();
                         let got = acc[r][j];
                         assert!((got as f64 - exact).abs() < 1e-5, "{}: tile {t} block {nb} [{r}][{j}]: {got} vs {exact}", kernel.name());
