@@ -60,7 +60,7 @@ impl Kernel {
     pub fn chunk(self, rows: &[&[f32]], nt: usize, cin: usize, packed: &[f32], blocks: usize, mut store: impl FnMut(usize, usize, &Tile)) {
         let per_tile = rows.len() / nt.max(1);
         let k = per_tile / MR * cin;
-        debug_assert!(rows.len() == nt * per_tile && per_tile % MR == 0 && packed.len() >= blocks * k * NR);
+        debug_assert!(rows.len() == nt * per_tile && per_tile.is_multiple_of(MR) && packed.len() >= blocks * k * NR);
         #[cfg(target_arch = "x86_64")]
         if self.avx2_fma {
             // SAFETY: `avx2_fma` is only true when `detect` found AVX2 and FMA on this CPU.
