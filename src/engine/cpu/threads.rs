@@ -38,14 +38,17 @@ impl Threads {
         self.n
     }
 
-    /// Runs a whole engine call inside the pool, so that each conv's split below costs a
-    /// work-stealing join between warm workers rather than a wake-up of a sleeping caller.
-    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    /// `f(0), ..., f(n - 1)` in order, computed in parallel when there is a pool: the images
+    /// of a batch, each on one thread (its convs are then split only when a thread is idle).
+    /// Runs inside the pool, so that each conv's split below costs a work-stealing join
+    /// between the pool's workers rather than a wake-up of the caller's thread.
+    pub fn map<T: Send>(&self, n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(p) = &self.pool {
-            return p.install(f);
+            use rayon::prelude::*;
+            return p.install(|| (0..n).into_par_iter().map(f).collect());
         }
-        f()
+        (0..n).map(f).collect()
     }
 
     /// Calls `f(first_row, part)` for consecutive parts of `out` of `rows_per_part` rows of
