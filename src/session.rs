@@ -25,11 +25,14 @@ pub struct Options {
     pub backend: Preference,
     /// Images per GPU dispatch (the GPU plan's batch; the CPU engine runs one at a time).
     pub batch: usize,
+    /// The CPU engine's threads, which share each conv of one image: 0 is one per core.
+    /// Ignored by the GPU engine, and in wasm32 (one thread).
+    pub threads: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { backend: Preference::Auto, batch: 4 }
+        Options { backend: Preference::Auto, batch: 4, threads: 0 }
     }
 }
 
@@ -103,14 +106,14 @@ impl Session {
         let summary = ctx.as_ref().map(|c| adapter_summary(c)).map_err(|e| e.to_string());
         let (backend, mut reason) = Backend::choose(opts.backend, summary.as_ref().map_err(|e| e.as_str()));
         let engine: Box<dyn Engine> = match backend {
-            Backend::Cpu => Box::new(CpuEngine::new(&model)),
+            Backend::Cpu => Box::new(CpuEngine::with_threads(&model, opts.threads)),
             Backend::Gpu => match GpuEngine::new(ctx?, &model, opts.batch).await {
                 Ok(g) => Box::new(g),
                 // Auto picked a hardware GPU that cannot hold this model: the CPU engine
                 // still can, and the reason says so.
                 Err(e) if opts.backend == Preference::Auto => {
                     reason = format!("CPU engine: the GPU could not run this model ({e})");
-                    Box::new(CpuEngine::new(&model))
+                    Box::new(CpuEngine::with_threads(&model, opts.threads))
                 }
                 Err(e) => return Err(e),
             },

@@ -75,7 +75,7 @@ impl GlowModel {
     pub async fn load(config_json: String, weights: Vec<u8>, attributes: Option<Vec<u8>>, backend: String, batch: u32) -> Result<GlowModel, JsValue> {
         let model = Model::from_bytes(&config_json, &weights, attributes.as_deref()).map_err(js_err)?;
         let pref = Preference::parse(&backend).map_err(js_err)?;
-        let opts = Options { backend: pref, batch: batch.clamp(1, 64) as usize };
+        let opts = Options { backend: pref, batch: batch.clamp(1, 64) as usize, ..Options::default() };
         let session = Session::with_probe(model, opts, shared_context()).await.map_err(js_err)?;
         Ok(GlowModel { session: Rc::new(session) })
     }

@@ -138,7 +138,7 @@ fn shipped_models_on_the_gpu_match_the_exporter() {
         let g = ModelGolden::load(&dir);
         let (n, rgba) = g.rgba();
         let session = |batch| {
-            let opts = glow_web::Options { backend: glow_web::Preference::Gpu, batch };
+            let opts = glow_web::Options { backend: glow_web::Preference::Gpu, batch, ..Default::default() };
             pollster::block_on(glow_web::Session::with_context(model.clone(), opts, Ok(ctx.clone()))).unwrap()
         };
         let gpu = session(n);

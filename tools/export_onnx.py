@@ -2,13 +2,20 @@
 """Export a `glow-model/1` directory (docs/FORMAT.md) to ONNX, for the head-to-head
 benchmark against onnxruntime-web (bench/ort.html).
 
-    .venv/bin/python tools/export_onnx.py MODEL_DIR OUT.onnx --direction decode|encode [--check]
+    .venv/bin/python tools/export_onnx.py MODEL_DIR OUT.onnx --direction decode|encode [--check] [--generic]
 
-The graph is what a generic converter of OpenAI's Glow would produce, run by a generic
-runtime: float32, NCHW, unfused ops only (Pad, Concat of the edge-bias channel, Conv, Add,
-Mul, Exp, Relu, Sigmoid, Slice, Reshape/Transpose squeezes). Nothing is folded into the
-convolutions; only parameter-only expressions (exp(3 * logs), the inverse of the 1x1 conv
-matrix, the logdet constant, the top prior of an all-zero input) are constants.
+By default the graph is folded as our engine folds the model (src/model/fold.rs), so that a
+comparison times the runtimes, not the graphs: float32, NCHW; each step's actnorm and 1x1 conv
+are one 1x1 Conv with bias (its exact inverse for decode); the actnorm after each conv of the
+coupling net and the exp(3 * logs) of the zero convs are in that conv's weights and bias; the
+edge-bias channel is gone: a 3x3 conv is a Conv with zero padding plus a precomputed constant
+border map [1, cout, h, w] (what the edge channel's weights add at the border; our engine keeps
+the same term as a table over 16 border classes). Per conv that is Conv, Add (3x3 only) and
+Relu, which onnxruntime fuses. `--generic` instead exports what a generic converter of
+OpenAI's Glow would produce: unfused ops (Pad, Concat of the edge-bias channel, Conv, Add, Mul,
+Exp, Relu, ...) with only parameter-only expressions (exp(3 * logs), the inverse of the 1x1 conv
+matrix, the logdet constant, the top prior of an all-zero input) as constants. Both give the
+same function (checked by `--check`).
 
 * decode: inputs `eps` [B, D] f32 and `temperature` [1] f32; output `x` [B, H, W, C] f32
   (continuous model values, no clamping; pixel = floor((x + 0.5) * 256) clamped to 0..255).
@@ -55,9 +62,10 @@ def oihw(W):
 
 
 class GlowOnnx(torch.nn.Module):
-    def __init__(self, cfg, tensors, direction, batch=None):
+    def __init__(self, cfg, tensors, direction, batch=None, folded=True):
         super().__init__()
         assert direction in ("decode", "encode")
+        self.folded = folded
         self.cfg = cfg
         self.direction = direction
         self.eb = bool(cfg["edge_bias"])
@@ -80,6 +88,9 @@ class GlowOnnx(torch.nn.Module):
 
         for l in range(self.L):
             h, w, C = oracle.level_shape(cfg, l)
+            if folded:
+                logdet += self.add_folded_level(add, p, l, h, w, C)
+                continue
             for k in range(self.K):
                 pre = f"L{l}.S{k}."
                 b, logs = p[pre + "actnorm.b"], p[pre + "actnorm.logs"]
@@ -127,8 +138,60 @@ class GlowOnnx(torch.nn.Module):
         add("top.std", f32(np.exp(logs)))
         self.logdet_const = float(logdet)
 
+    def add_folded_level(self, add, p, l, h, w, C):
+        """The folded parameters of level l (as src/model/fold.rs, in float64); returns the
+        level's logdet."""
+        logdet = 0.0
+        eb = self.eb
+
+        def conv(pre, W, b, logs):
+            """(conv(x) + b) * exp(3 logs): scale folded into weight and bias; for a 3x3 conv
+            with edge bias, the edge channel's contribution as a constant border map."""
+            s = np.exp(LOGSCALE * logs)
+            Wo = np.asarray(W, dtype=np.float64).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+            if Wo.shape[2] == 3 and eb:
+                edge, Wo = Wo[:, -1:], Wo[:, :-1]
+                m = np.ones((1, 1, h + 2, w + 2))
+                m[..., 1:h + 1, 1:w + 1] = 0.0
+                border = F.conv2d(torch.from_numpy(m), torch.from_numpy(edge.copy())).numpy()
+                add(pre + ".border", f32(border * s.reshape(1, -1, 1, 1)))
+            add(pre + ".W", f32(Wo * s.reshape(-1, 1, 1, 1)))
+            add(pre + ".b", f32(b * s))
+
+        for k in range(self.K):
+            pre = f"L{l}.S{k}."
+            b, logs = p[pre + "actnorm.b"], p[pre + "actnorm.logs"]
+            Wi = p[pre + "invconv.W"]  # [in, out]: y = x . W
+            logdet += h * w * (LOGSCALE * logs.sum() + np.linalg.slogdet(Wi)[1])
+            # y = ((x + b) * s) . W = x . A + c with A = diag(s) W, c = (b * s) . W; inverse
+            # x = y . A^-1 - c . A^-1.
+            s = np.exp(LOGSCALE * logs)
+            A = s[:, None] * Wi
+            c = (b * s) @ Wi
+            if self.direction == "encode":
+                M, bias = A, c
+            else:
+                M = np.linalg.inv(Wi) / s[None, :]
+                bias = -c @ M
+            add(pre + "affine.W", f32(M.T.copy()).reshape(C, C, 1, 1))
+            add(pre + "affine.b", f32(bias))
+            conv(pre + "f.l1", p[pre + "f.l1.W"], p[pre + "f.l1.actnorm.b"], p[pre + "f.l1.actnorm.logs"])
+            conv(pre + "f.l2", p[pre + "f.l2.W"], p[pre + "f.l2.actnorm.b"], p[pre + "f.l2.actnorm.logs"])
+            conv(pre + "f.last", p[pre + "f.last.W"], p[pre + "f.last.b"], p[pre + "f.last.logs"])
+        if l < self.L - 1:
+            conv(f"L{l}.prior", p[f"L{l}.prior.W"], p[f"L{l}.prior.b"], p[f"L{l}.prior.logs"])
+        return logdet
+
     def t(self, name):
         return getattr(self, self.params[name])
+
+    def fconv(self, x, pre, relu=False):
+        """A folded conv: Conv (zero padding) with bias, + border map, (relu)."""
+        W = self.t(pre + ".W")
+        y = F.conv2d(x, W, self.t(pre + ".b"), padding=W.shape[2] // 2)
+        if pre + ".border" in self.params:
+            y = y + self.t(pre + ".border")
+        return torch.relu(y) if relu else y
 
     # -- building blocks (NCHW) ---------------------------------------------------------
 
@@ -144,6 +207,10 @@ class GlowOnnx(torch.nn.Module):
 
     def nn_f(self, l, k, z1):
         pre = f"L{l}.S{k}."
+        if self.folded:
+            h = self.fconv(z1, pre + "f.l1", relu=True)
+            h = self.fconv(h, pre + "f.l2", relu=True)
+            return self.fconv(h, pre + "f.last")
         h = self.conv3x3(z1, self.t(pre + "f.l1.W"), l)
         h = torch.relu((h + self.t(pre + "f.l1.b")) * self.t(pre + "f.l1.scale"))
         h = F.conv2d(h, self.t(pre + "f.l2.W"))
@@ -152,8 +219,11 @@ class GlowOnnx(torch.nn.Module):
         return (h + self.t(pre + "f.last.b")) * self.t(pre + "f.last.scale")
 
     def split_prior(self, l, z1):
-        h = self.conv3x3(z1, self.t(f"L{l}.prior.W"), l)
-        h = (h + self.t(f"L{l}.prior.b")) * self.t(f"L{l}.prior.scale")
+        if self.folded:
+            h = self.fconv(z1, f"L{l}.prior")
+        else:
+            h = self.conv3x3(z1, self.t(f"L{l}.prior.W"), l)
+            h = (h + self.t(f"L{l}.prior.b")) * self.t(f"L{l}.prior.scale")
         return h[:, 0::2], h[:, 1::2]
 
     @staticmethod
@@ -189,8 +259,11 @@ class GlowOnnx(torch.nn.Module):
             C = z.shape[1]
             for k in range(self.K):
                 pre = f"L{l}.S{k}."
-                z = (z + self.t(pre + "actnorm.b")) * self.t(pre + "actnorm.scale")
-                z = F.conv2d(z, self.t(pre + "invconv"))
+                if self.folded:
+                    z = F.conv2d(z, self.t(pre + "affine.W"), self.t(pre + "affine.b"))
+                else:
+                    z = (z + self.t(pre + "actnorm.b")) * self.t(pre + "actnorm.scale")
+                    z = F.conv2d(z, self.t(pre + "invconv"))
                 z1, z2 = z[:, : C // 2], z[:, C // 2:]
                 h = self.nn_f(l, k, z1)
                 if self.affine:
@@ -246,8 +319,11 @@ class GlowOnnx(torch.nn.Module):
                 else:
                     z2 = z2 - h
                 z = torch.cat([z1, z2], dim=1)
-                z = F.conv2d(z, self.t(pre + "invconv"))
-                z = z * self.t(pre + "actnorm.inv_scale") - self.t(pre + "actnorm.b")
+                if self.folded:
+                    z = F.conv2d(z, self.t(pre + "affine.W"), self.t(pre + "affine.b"))
+                else:
+                    z = F.conv2d(z, self.t(pre + "invconv"))
+                    z = z * self.t(pre + "actnorm.inv_scale") - self.t(pre + "actnorm.b")
             z = self.unsqueeze(z)
         return z.permute(0, 2, 3, 1)  # NCHW -> NHWC
 
@@ -257,9 +333,9 @@ class GlowOnnx(torch.nn.Module):
         return self.decode(a, temperature)
 
 
-def export(model_dir, out, direction, opset=17, batch=None):
+def export(model_dir, out, direction, opset=17, batch=None, folded=True):
     cfg, tensors = oracle.load_model_dir(model_dir)
-    mod = GlowOnnx(cfg, tensors, direction, batch).eval()
+    mod = GlowOnnx(cfg, tensors, direction, batch, folded).eval()
     torch.set_default_dtype(torch.float32)
     H, W, c0 = cfg["image"]["height"], cfg["image"]["width"], cfg["image"]["channels"]
     D = H * W * c0
@@ -285,7 +361,7 @@ def export(model_dir, out, direction, opset=17, batch=None):
     ops = {}
     for node in m.graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
-    print(f"{out}: {direction}, batch {batch or 'dynamic'}, opset {opset}, {len(m.graph.node)} nodes, {os.path.getsize(out) / 1e6:.1f} MB")
+    print(f"{out}: {direction}, {'folded' if folded else 'generic'}, batch {batch or 'dynamic'}, opset {opset}, {len(m.graph.node)} nodes, {os.path.getsize(out) / 1e6:.1f} MB")
     print("  ops:", ", ".join(f"{k} {v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1])))
     return cfg, tensors
 
@@ -335,11 +411,13 @@ def main():
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--batch", type=int, default=None, help="export for this batch size only (static shapes); "
                     "default: dynamic batch")
+    ap.add_argument("--generic", action="store_true", help="unfolded ops, as a generic converter writes them "
+                    "(Pad + Concat of the edge channel per 3x3 conv, separate actnorms)")
     ap.add_argument("--check", action="store_true", help="compare with oracle.py (float64) via onnxruntime CPU")
     ap.add_argument("--tolerance", type=float, default=1e-3)
     a = ap.parse_args()
     torch.set_grad_enabled(False)
-    cfg, tensors = export(a.model_dir, a.out, a.direction, a.opset, a.batch)
+    cfg, tensors = export(a.model_dir, a.out, a.direction, a.opset, a.batch, folded=not a.generic)
     torch.set_default_dtype(torch.float64)  # oracle.py works in float64
     if a.check:
         worst = check(a.out, cfg, tensors, a.direction, (a.batch,) if a.batch else (1, 16))

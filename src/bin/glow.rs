@@ -48,6 +48,9 @@ mod cli {
         /// Images per GPU dispatch
         #[arg(long, default_value_t = 4)]
         batch: usize,
+        /// Threads of the CPU engine, which share each conv of one image (0: one per core)
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     }
 
     #[derive(clap::Args, Clone)]
@@ -198,7 +201,7 @@ mod cli {
 
     /// Loads the model and opens a session on the chosen backend, saying which and why.
     fn open(m: &ModelArgs) -> Result<Session> {
-        let opts = Options { backend: Preference::parse(&m.backend)?, batch: m.batch };
+        let opts = Options { backend: Preference::parse(&m.backend)?, batch: m.batch, threads: m.threads };
         let s = pollster::block_on(Session::new(load_model(m)?, opts))?;
         eprintln!("glow: {} backend: {}", s.backend().name(), s.reason());
         Ok(s)

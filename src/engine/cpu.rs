@@ -1,142 +1,21 @@
 //! The fast CPU engine: the same computation as the reference, with f32 accumulation and
-//! convs as a register-blocked GEMM (4 pixels x 8 output channels per micro-tile, weights
-//! packed once at load so the inner loop reads 8 contiguous weights per 32 multiply-adds).
-//! LLVM vectorises the micro-kernel (SSE/AVX natively, simd128 in wasm). Used in the
-//! browser where there is no WebGPU or only a software fallback adapter; tested against
-//! the reference and the PyTorch goldens.
+//! convs as a register-blocked GEMM (`gemm`: 4 pixels x 8 output channels per micro-tile,
+//! weights packed once at load so the inner loop reads 8 contiguous weights per 32
+//! multiply-adds; AVX2 + FMA where the CPU has them). Natively each conv is split by output
+//! pixels over a pool of threads (`threads`), with bit-identical results for any thread
+//! count; in wasm it runs on one thread. Used in the browser where there is no WebGPU or
+//! only a software fallback adapter; tested against the reference and the PyTorch goldens.
+
+mod conv;
+mod gemm;
+mod threads;
 
 use super::{Backend, Engine, Job, Latents};
 use crate::model::flow::{self as ops, finish, split_geometry, Encoded};
-use crate::model::fold::{edge_class, Conv};
 use crate::model::{pixels, rng, Coupling, FoldedModel, Model};
-
-const NR: usize = 8; // output channels per micro-tile
-const MR: usize = 4; // pixels per micro-tile
-
-/// A conv with its weights packed as `[ceil(cout/8)][taps*cin][8]` (zero padded).
-struct PackedConv {
-    conv: Conv,
-    packed: Vec<f32>,
-}
-
-impl PackedConv {
-    fn new(conv: &Conv) -> Self {
-        let k = conv.ksize * conv.ksize * conv.cin;
-        let blocks = conv.cout.div_ceil(NR);
-        let mut packed = vec![0f32; blocks * k * NR];
-        for nb in 0..blocks {
-            for kk in 0..k {
-                for j in 0..NR {
-                    let co = nb * NR + j;
-                    if co < conv.cout {
-                        packed[(nb * k + kk) * NR + j] = conv.weight[kk * conv.cout + co];
-                    }
-                }
-            }
-        }
-        PackedConv { conv: conv.clone(), packed }
-    }
-
-    /// `out[p, out_offset + co]` for a `[batch, h, w, in_stride]` input (channels at
-    /// `in_offset`), same semantics as `reference::ops::conv2d`.
-    fn run(&self, g: ops::Geometry, input: &[f32], out: &mut [f32]) {
-        let c = &self.conv;
-        let (h, w) = (g.h, g.w);
-        let ks = c.ksize;
-        let rad = (ks / 2) as isize;
-        let k = ks * ks * c.cin;
-        let blocks = c.cout.div_ceil(NR);
-        // im2col of MR pixels per tile, interleaved: a[kk * MR + r], so the micro-kernel
-        // reads MR inputs and NR weights contiguously for each kk. Tiles are packed in
-        // chunks of about 64 KB, and each block of NR output channels runs over the whole
-        // chunk, so its packed weights stay in L1 while the chunk streams from L2.
-        let total = g.batch * h * w;
-        let tiles_total = total.div_ceil(MR);
-        let chunk = (16384 / (MR * k)).clamp(1, 64);
-        let mut a = vec![0f32; chunk * MR * k];
-        let mut row = vec![0f32; k];
-        let mut classes = vec![0usize; chunk * MR];
-        for t0 in (0..tiles_total).step_by(chunk) {
-            let nt = chunk.min(tiles_total - t0);
-            for t in 0..nt {
-                let m0 = (t0 + t) * MR;
-                let at = &mut a[t * MR * k..(t + 1) * MR * k];
-                for r in 0..MR {
-                    let m = m0 + r;
-                    if m >= total {
-                        row.fill(0.0);
-                    } else {
-                        let (b, y, x) = (m / (h * w), (m / w) % h, m % w);
-                        classes[t * MR + r] = edge_class(y, x, h, w);
-                        // Gather the pixel's receptive field (zeros outside the image).
-                        for ky in 0..ks {
-                            for kx in 0..ks {
-                                let tap = (ky * ks + kx) * c.cin;
-                                let yy = y as isize + ky as isize - rad;
-                                let xx = x as isize + kx as isize - rad;
-                                let dst = &mut row[tap..tap + c.cin];
-                                if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
-                                    dst.fill(0.0);
-                                } else {
-                                    let pix = (b * h + yy as usize) * w + xx as usize;
-                                    let src = pix * g.in_stride + g.in_offset;
-                                    dst.copy_from_slice(&input[src..src + c.cin]);
-                                }
-                            }
-                        }
-                    }
-                    for (kk, v) in row.iter().enumerate() {
-                        at[kk * MR + r] = *v;
-                    }
-                }
-            }
-            for nb in 0..blocks {
-                let wp = &self.packed[nb * k * NR..(nb + 1) * k * NR];
-                let (c0, c1) = (nb * NR, (nb * NR + NR).min(c.cout));
-                let bias = &c.bias[c0..c1];
-                for t in 0..nt {
-                    let m0 = (t0 + t) * MR;
-                    let acc = micro_kernel(&a[t * MR * k..(t + 1) * MR * k], wp);
-                    for (r, accr) in acc.iter().enumerate().take(MR.min(total - m0)) {
-                        let o = (m0 + r) * g.out_stride + g.out_offset;
-                        let dst = &mut out[o + c0..o + c1];
-                        for ((d, v), b) in dst.iter_mut().zip(accr).zip(bias) {
-                            *d = v + b;
-                        }
-                        if let Some(e) = &c.edge {
-                            let row = classes[t * MR + r] * c.cout;
-                            dst.iter_mut().zip(&e[row + c0..row + c1]).for_each(|(d, e)| *d += e);
-                        }
-                        if c.relu {
-                            // Not f32::max: in wasm that is a call to libm's fmaxf (NaN
-                            // rules), which cost a quarter of the whole decode.
-                            dst.iter_mut().for_each(|d| *d = if *d > 0.0 { *d } else { 0.0 });
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The GEMM micro-kernel: `acc[r][j] = sum_kk a[kk][r] * w[kk][j]` over MR x NR outputs,
-/// written with fixed-size chunks so the compiler drops bounds checks and keeps the
-/// 32 accumulators in vector registers. LLVM vectorises it (SSE/AVX natively, simd128 in wasm)
-/// as well as hand-written simd128 intrinsics did (measured: same speed in V8).
-#[inline(always)]
-fn micro_kernel(a: &[f32], w: &[f32]) -> [[f32; NR]; MR] {
-    let mut acc = [[0f32; NR]; MR];
-    for (av, wv) in a.chunks_exact(MR).zip(w.chunks_exact(NR)) {
-        let av: &[f32; MR] = av.try_into().unwrap_or(&[0.0; MR]);
-        let wv: &[f32; NR] = wv.try_into().unwrap_or(&[0.0; NR]);
-        for r in 0..MR {
-            for j in 0..NR {
-                acc[r][j] += av[r] * wv[j];
-            }
-        }
-    }
-    acc
-}
+use conv::{Exec, PackedConv};
+use gemm::Kernel;
+use threads::Threads;
 
 struct Step {
     forward: PackedConv,
@@ -147,6 +26,7 @@ struct Step {
 /// The fast CPU engine for one model.
 pub struct CpuEngine {
     model: FoldedModel,
+    exec: Exec,
     steps: Vec<Vec<Step>>,
     priors: Vec<Option<PackedConv>>,
 }
@@ -156,7 +36,17 @@ fn dense(batch: usize, h: usize, w: usize, c: usize) -> ops::Geometry {
 }
 
 impl CpuEngine {
+    /// An engine on every core (`available_parallelism`).
     pub fn new(model: &Model) -> Self {
+        CpuEngine::with_threads(model, 0)
+    }
+
+    /// An engine on `threads` threads (0: one per core; always one in wasm32).
+    pub fn with_threads(model: &Model, threads: usize) -> Self {
+        CpuEngine::with_exec(model, Exec { threads: Threads::new(threads), kernel: Kernel::detect() })
+    }
+
+    fn with_exec(model: &Model, exec: Exec) -> Self {
         let fm = model.folded.clone();
         let steps = fm
             .levels
@@ -173,7 +63,7 @@ impl CpuEngine {
             })
             .collect();
         let priors = fm.levels.iter().map(|l| l.prior.as_ref().map(PackedConv::new)).collect();
-        CpuEngine { model: fm, steps, priors }
+        CpuEngine { model: fm, exec, steps, priors }
     }
 
     fn coupling_net(&self, l: usize, k: usize, batch: usize, state: &[f32]) -> Vec<f32> {
@@ -182,12 +72,12 @@ impl CpuEngine {
         let m = batch * s.pixels();
         let f = &self.steps[l][k].f;
         let mut h1 = vec![0f32; m * width];
-        f[0].run(ops::Geometry { in_stride: s.c, out_stride: width, ..dense(batch, s.h, s.w, 0) }, state, &mut h1);
+        f[0].run(&self.exec, ops::Geometry { in_stride: s.c, out_stride: width, ..dense(batch, s.h, s.w, 0) }, state, &mut h1);
         let mut h2 = vec![0f32; m * width];
-        f[1].run(dense(batch, s.h, s.w, width), &h1, &mut h2);
+        f[1].run(&self.exec, dense(batch, s.h, s.w, width), &h1, &mut h2);
         let cf = f[2].conv.cout;
         let mut h3 = vec![0f32; m * cf];
-        f[2].run(ops::Geometry { in_stride: width, out_stride: cf, ..dense(batch, s.h, s.w, 0) }, &h2, &mut h3);
+        f[2].run(&self.exec, ops::Geometry { in_stride: width, out_stride: cf, ..dense(batch, s.h, s.w, 0) }, &h2, &mut h3);
         h3
     }
 
@@ -204,12 +94,13 @@ impl CpuEngine {
 
     /// Encodes model values `[batch, H, W, channels]`, one image at a time: images are
     /// independent, and one image's activations stay in the cache (a batch of 16 at once
-    /// was measured 25% slower per image).
+    /// was measured 25% slower per image). On several threads, the images of a batch run in
+    /// parallel, and the threads share each conv of an image when they are idle (so one
+    /// image uses every core).
     pub fn encode_x(&self, x: &[f32], batch: usize) -> Encoded {
         let d = self.model.dim();
         let mut all = Encoded { eps: Vec::with_capacity(batch * d), logdet: vec![], logp: vec![], objective: vec![], bits_per_dim: vec![] };
-        for img in x.chunks_exact(d).take(batch) {
-            let e = self.encode_one(img);
+        for e in self.exec.threads.map(batch, |i| self.encode_one(&x[i * d..(i + 1) * d])) {
             all.eps.extend(e.eps);
             all.logdet.extend(e.logdet);
             all.logp.extend(e.logp);
@@ -236,7 +127,7 @@ impl CpuEngine {
             ops::squeeze(&prev, batch, s.h, s.w, prev_c, prev_stride, 0, &mut state);
             let mut next = vec![0f32; m * s.c];
             for k in 0..lev.steps.len() {
-                self.steps[l][k].forward.run(dense(batch, s.h, s.w, s.c), &state, &mut next);
+                self.steps[l][k].forward.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut next);
                 std::mem::swap(&mut state, &mut next);
                 let h = self.coupling_net(l, k, batch, &state);
                 let ls = ops::coupling(&mut state, &h, batch, s.pixels(), s.c, affine, false);
@@ -246,7 +137,7 @@ impl CpuEngine {
             let lp = match &self.priors[l] {
                 Some(p) => {
                     let mut h = vec![0f32; m * s.c];
-                    p.run(dense(batch, s.h, s.w, s.c), &state, &mut h);
+                    p.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut h);
                     ops::prior_standardize(g, &state, &h, &mut eps)
                 }
                 None => ops::prior_standardize(g, &state, &fm.top, &mut eps),
@@ -263,7 +154,7 @@ impl CpuEngine {
     /// (One image at a time, as `encode_x`.)
     pub fn decode_x(&self, eps: &[f32], batch: usize, temps: &[f32]) -> Vec<f32> {
         let d = self.model.dim();
-        eps.chunks_exact(d).take(batch).flat_map(|e| self.decode_one(e, temps)).collect()
+        self.exec.threads.map(batch, |i| self.decode_one(&eps[i * d..(i + 1) * d], temps)).concat()
     }
 
     fn decode_one(&self, eps: &[f32], temps: &[f32]) -> Vec<f32> {
@@ -285,7 +176,7 @@ impl CpuEngine {
                     let sb = fm.levels[l + 1].shape;
                     ops::unsqueeze(&below, batch, sb.h, sb.w, sb.c / 4, s.c, 0, &mut state);
                     let mut h = vec![0f32; m * s.c];
-                    p.run(dense(batch, s.h, s.w, s.c), &state, &mut h);
+                    p.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut h);
                     ops::prior_sample(g, eps, &h, temps[l], &mut state);
                 }
             }
@@ -293,7 +184,7 @@ impl CpuEngine {
             for k in (0..lev.steps.len()).rev() {
                 let h = self.coupling_net(l, k, batch, &state);
                 ops::coupling(&mut state, &h, batch, s.pixels(), s.c, affine, true);
-                self.steps[l][k].inverse.run(dense(batch, s.h, s.w, s.c), &state, &mut next);
+                self.steps[l][k].inverse.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut next);
                 std::mem::swap(&mut state, &mut next);
             }
             below = state;
@@ -325,7 +216,9 @@ impl Engine for CpuEngine {
         Backend::Cpu
     }
     fn device(&self) -> String {
-        format!("CPU engine, 1 thread ({} {})", std::env::consts::ARCH, std::env::consts::OS)
+        let n = self.exec.threads.count();
+        let arch = (std::env::consts::ARCH, std::env::consts::OS);
+        format!("CPU engine, {n} thread{}, {} ({} {})", if n == 1 { "" } else { "s" }, self.exec.kernel.name(), arch.0, arch.1)
     }
     fn encode_rgba<'a>(&'a self, rgba: &'a [u8], n: usize) -> Job<'a, Encoded> {
         Box::pin(async move { Ok(self.encode(rgba, n)) })
@@ -338,5 +231,50 @@ impl Engine for CpuEngine {
     }
     fn decode_x<'a>(&'a self, eps: Latents<'a>, n: usize, temps: &'a [f32]) -> Job<'a, Vec<f32>> {
         Box::pin(async move { Ok(CpuEngine::decode_x(self, &self.latents(eps, n), n, temps)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+
+    fn model(coupling: &str) -> Model {
+        let json = format!(
+            r#"{{"format": "glow-model/1", "name": "t", "image": {{"height": 32, "width": 32, "channels": 3}}, "n_bits": 5,
+            "levels": 3, "steps": 2, "width": 32, "coupling": "{coupling}", "edge_bias": true, "learn_top": true}}"#
+        );
+        Model::random(&ModelConfig::from_json(&json).unwrap(), 7).unwrap()
+    }
+
+    /// Encode and decode of one image and of two give the same bits on 1, 2 and 3 threads
+    /// (the level-0 convs of this 32x32 model, 256 pixels, are big enough to be split).
+    #[test]
+    fn any_thread_count_gives_the_same_bits() {
+        for coupling in ["additive", "affine"] {
+            let m = model(coupling);
+            let d = m.dim();
+            let eps = rng::random_eps(3, 2, d);
+            let temps = vec![0.8; 3];
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let one = CpuEngine::with_threads(&m, 1);
+            assert_eq!(one.exec.threads.count(), 1);
+            let x = one.decode_x(&eps, 2, &temps);
+            let e = one.encode_x(&x, 2);
+            assert!(x.iter().any(|v| *v != 0.0) && e.logdet.iter().all(|l| l.is_finite()));
+            for n in [2, 3] {
+                let many = CpuEngine::with_threads(&m, n);
+                assert_eq!(many.exec.threads.count(), n);
+                assert!(many.device().contains(&format!("{n} threads")), "{}", many.device());
+                assert_eq!(bits(&many.decode_x(&eps, 2, &temps)), bits(&x), "{coupling}: decode on {n} threads");
+                let en = many.encode_x(&x, 2);
+                assert_eq!(bits(&en.eps), bits(&e.eps), "{coupling}: encode on {n} threads");
+                assert_eq!(en.logdet, e.logdet, "{coupling}: logdet on {n} threads");
+                assert_eq!(en.bits_per_dim, e.bits_per_dim, "{coupling}: bits/dim on {n} threads");
+                // One image alone: the threads share its convs.
+                assert_eq!(bits(&many.decode_x(&eps[..d], 1, &temps)), bits(&x[..d]), "{coupling}: one image on {n} threads");
+                assert_eq!(bits(&many.encode_x(&x[..d], 1).eps), bits(&e.eps[..d]), "{coupling}: one encode on {n} threads");
+            }
+        }
     }
 }

@@ -223,7 +223,7 @@ pub fn check_model_dir(dir: &std::path::Path) -> Result<CheckReport> {
     let n_bins = (1u32 << cfg.n_bits) as f32;
     let step = (1u32 << (8 - cfg.n_bits)) as f32;
     let x: Vec<f32> = pixels.iter().map(|&p| (p as f32 / step).floor() / n_bins - 0.5 + 0.5 / n_bins).collect();
-    let opts = crate::Options { backend: crate::Preference::Cpu, batch: 1 };
+    let opts = crate::Options { backend: crate::Preference::Cpu, batch: 1, ..Default::default() };
     let session = pollster::block_on(crate::Session::new(model, opts))?;
     let enc = pollster::block_on(session.encode_x(&x, n))?;
     if let Some(i) = enc.eps.iter().position(|v| !v.is_finite()) {

@@ -101,7 +101,7 @@ pub async fn session(f: &Fixture, backend: Backend, batch: usize, ctx: &Option<A
         Backend::Cpu => Preference::Cpu,
     };
     let c = ctx.clone().ok_or_else(|| GlowError::NoAdapter("CPU test".into()));
-    let s = Session::with_context(f.model(), Options { backend: pref, batch }, c).await.unwrap_or_else(|e| panic!("{}: {e}", f.name));
+    let s = Session::with_context(f.model(), Options { backend: pref, batch, ..Options::default() }, c).await.unwrap_or_else(|e| panic!("{}: {e}", f.name));
     assert_eq!(s.backend(), backend, "{}: {}", f.name, s.reason());
     s
 }

@@ -1,0 +1,196 @@
+//! One folded conv on the CPU: an indirection list of input rows per tile of pixels, the
+//! GEMM micro-kernel against weights packed once at load, then bias, edge-bias table and
+//! relu. Split by output pixels over the engine's threads.
+
+use super::gemm::{Kernel, MR, NR};
+use super::threads::Threads;
+use crate::model::flow::Geometry;
+use crate::model::fold::{edge_class, Conv};
+
+/// Below this many multiply-adds per part a conv is not split: the join would cost more
+/// than the work (the smallest convs, at the top level, are about 1e5).
+const MIN_MACS_PER_PART: usize = 1 << 15;
+
+/// What every conv of an engine runs with.
+pub struct Exec {
+    pub threads: Threads,
+    pub kernel: Kernel,
+}
+
+/// A conv with its weights packed as `[ceil(cout/8)][taps*cin][8]`, and its bias and edge
+/// table padded to whole blocks of 8 channels (zeros), so the epilogue works on whole
+/// vectors.
+pub struct PackedConv {
+    pub conv: Conv,
+    packed: Vec<f32>,
+    bias: Vec<f32>,
+    edge: Option<Vec<f32>>,
+}
+
+impl PackedConv {
+    pub fn new(conv: &Conv) -> Self {
+        let k = conv.ksize * conv.ksize * conv.cin;
+        let blocks = conv.cout.div_ceil(NR);
+        let mut packed = vec![0f32; blocks * k * NR];
+        for nb in 0..blocks {
+            for kk in 0..k {
+                for j in 0..NR {
+                    let co = nb * NR + j;
+                    if co < conv.cout {
+                        packed[(nb * k + kk) * NR + j] = conv.weight[kk * conv.cout + co];
+                    }
+                }
+            }
+        }
+        let pad = |v: &[f32]| -> Vec<f32> {
+            v.chunks_exact(conv.cout).flat_map(|row| row.iter().copied().chain(std::iter::repeat(0.0)).take(blocks * NR)).collect()
+        };
+        PackedConv { conv: conv.clone(), packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad) }
+    }
+
+    /// `out[p, out_offset + co]` for a `[batch, h, w, in_stride]` input (channels at
+    /// `in_offset`), same semantics as `reference::ops::conv2d`. The pixels are split into
+    /// up to one part per thread, in whole tiles.
+    pub fn run(&self, x: &Exec, g: Geometry, input: &[f32], out: &mut [f32]) {
+        let c = &self.conv;
+        let total = g.batch * g.h * g.w;
+        let tiles = total.div_ceil(MR);
+        let macs = total * c.ksize * c.ksize * c.cin * c.cout;
+        let parts = x.threads.count().min(macs / MIN_MACS_PER_PART).min(tiles).max(1);
+        let rows = tiles.div_ceil(parts) * MR;
+        x.threads.split_rows(&mut out[..total * g.out_stride], g.out_stride, rows, |first, part| {
+            let end = (first + rows).min(total);
+            self.run_part(x.kernel, g, input, first..end, part)
+        });
+    }
+
+    /// Output pixels `pixels` (starting at a tile boundary) into `out`, which holds those
+    /// pixels' rows only.
+    fn run_part(&self, kernel: Kernel, g: Geometry, input: &[f32], pixels: std::ops::Range<usize>, out: &mut [f32]) {
+        let c = &self.conv;
+        let (h, w) = (g.h, g.w);
+        let ks = c.ksize;
+        let rad = (ks / 2) as isize;
+        let blocks = c.cout.div_ceil(NR);
+        let total = pixels.end;
+        let tiles = pixels.len().div_ceil(MR);
+        // Tiles go in chunks of up to 64, and each block of NR output channels runs over the
+        // whole chunk, so its packed weights stay in L1 while the activations stream from L2.
+        let chunk = 64;
+        let zeros = vec![0f32; c.cin];
+        let mut rows: Vec<&[f32]> = Vec::with_capacity(chunk * ks * ks * MR);
+        let mut classes = vec![0usize; chunk * MR];
+        for t0 in (0..tiles).step_by(chunk) {
+            let nt = chunk.min(tiles - t0);
+            // rows[(t * taps + tap) * MR + r]: what tap `tap` of pixel r of tile t reads.
+            rows.clear();
+            for t in 0..nt {
+                let m0 = pixels.start + (t0 + t) * MR;
+                let pix: [Option<(usize, usize, usize)>; MR] = std::array::from_fn(|r| {
+                    let m = m0 + r;
+                    (m < total).then(|| (m / (h * w), (m / w) % h, m % w))
+                });
+                for (r, p) in pix.iter().enumerate() {
+                    classes[t * MR + r] = p.map_or(0, |(_, y, x)| edge_class(y, x, h, w));
+                }
+                for ky in 0..ks {
+                    for kx in 0..ks {
+                        rows.extend(pix.iter().map(|p| {
+                            let Some((b, y, x)) = *p else { return &zeros[..] };
+                            let yy = y as isize + ky as isize - rad;
+                            let xx = x as isize + kx as isize - rad;
+                            if yy < 0 || yy >= h as isize || xx < 0 || xx >= w as isize {
+                                &zeros[..]
+                            } else {
+                                let src = ((b * h + yy as usize) * w + xx as usize) * g.in_stride + g.in_offset;
+                                &input[src..src + c.cin]
+                            }
+                        }));
+                    }
+                }
+            }
+            kernel.chunk(&rows, nt, c.cin, &self.packed, blocks, |t, nb, acc| {
+                let m0 = pixels.start + (t0 + t) * MR;
+                let (c0, c1) = (nb * NR, (nb * NR + NR).min(c.cout));
+                let bias: &[f32; NR] = self.bias[c0..c0 + NR].try_into().unwrap_or(&[0.0; NR]);
+                for (r, accr) in acc.iter().enumerate().take(MR.min(total - m0)) {
+                    let edge: Option<&[f32; NR]> = self.edge.as_ref().map(|e| {
+                        let at = classes[t * MR + r] * blocks * NR + c0;
+                        e[at..at + NR].try_into().unwrap_or(&[0.0; NR])
+                    });
+                    // (acc + bias) + edge, then relu, each over a whole vector.
+                    let mut v = *accr;
+                    v.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                    if let Some(e) = edge {
+                        v.iter_mut().zip(e).for_each(|(v, e)| *v += e);
+                    }
+                    if c.relu {
+                        // Not f32::max: in wasm that is a call to libm's fmaxf (NaN rules),
+                        // which cost a quarter of the whole decode.
+                        v.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+                    }
+                    let o = (m0 + r - pixels.start) * g.out_stride + g.out_offset;
+                    match <&mut [f32; NR]>::try_from(&mut out[o + c0..o + c1]) {
+                        Ok(dst) => *dst = v,
+                        Err(_) => store_partial(&mut out[o + c0..o + c1], &v),
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// The first channels of a partial block. Out of line: where both stores were inline, LLVM
+/// merged them into one call to memcpy of run-time length, which took 15% of the time.
+#[cold]
+#[inline(never)]
+fn store_partial(dst: &mut [f32], v: &[f32; NR]) {
+    dst.copy_from_slice(&v[..dst.len()]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fold::EDGE_CLASSES;
+
+    /// One conv on awkward shapes (7x5 pixels: a partial last tile; 11 output channels: an
+    /// odd, partial block; strided, offset input and output) gives the same bits on 1, 2
+    /// and 3 threads, where 3 threads split 9 tiles unevenly, and the values outside the
+    /// output's channels are left alone.
+    #[test]
+    fn threads_give_identical_bits() {
+        let val = |i: usize| ((i * 7919 % 997) as f32 / 498.0 - 1.0) * 0.7;
+        let (cin, cout) = (13, 11);
+        let conv = Conv {
+            ksize: 3,
+            cin,
+            cout,
+            weight: (0..9 * cin * cout).map(val).collect(),
+            bias: (0..cout).map(|i| val(i + 5)).collect(),
+            edge: Some((0..EDGE_CLASSES * cout).map(|i| val(i + 11)).collect()),
+            relu: true,
+        };
+        let p = PackedConv::new(&conv);
+        let g = Geometry { batch: 1, h: 7, w: 5, in_stride: cin + 2, in_offset: 1, out_stride: cout + 3, out_offset: 2 };
+        let input: Vec<f32> = (0..35 * g.in_stride).map(|i| val(i + 3)).collect();
+        let run = |threads: usize| {
+            let mut out = vec![7.5f32; 35 * g.out_stride];
+            let x = Exec { threads: Threads::new(threads), kernel: Kernel::detect() };
+            // `run` would not split a conv this small: split it as `run` splits big ones.
+            let rows = 9usize.div_ceil(threads) * MR;
+            x.threads.split_rows(&mut out, g.out_stride, rows, |first, part| p.run_part(x.kernel, g, &input, first..(first + rows).min(35), part));
+            out
+        };
+        let one = run(1);
+        assert!(one.iter().enumerate().all(|(i, v)| (i % g.out_stride >= 2 && i % g.out_stride < 13) != (*v == 7.5)), "only the output channels are written");
+        assert!(one.contains(&0.0), "relu clipped something");
+        for n in [2, 3] {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&run(n)), bits(&one), "{n} threads");
+        }
+        // And `run` itself on one thread gives the same.
+        let mut out = vec![7.5f32; 35 * g.out_stride];
+        p.run(&Exec { threads: Threads::new(1), kernel: Kernel::detect() }, g, &input, &mut out);
+        assert_eq!(out, one);
+    }
+}
