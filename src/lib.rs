@@ -6,10 +6,12 @@
 //!   sampling, temperatures, bits/dim, directions, interpolation, quantization).
 //! - `engine`: the GPU and CPU engines behind the `Engine` trait, and `Backend::choose`.
 //! - `session`: what every caller uses.
+//! - `face`: face detection, landmarks and alignment (two small nets ported from face-api).
 //! - `reference`: the oracle the tests check the engines against; no engine imports it.
 
 pub mod engine;
 pub mod error;
+pub mod face;
 pub mod gpu;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod image_io;

@@ -525,6 +525,7 @@ impl<'g> OpenAiGraph<'g> {
             weights: "weights.safetensors".into(),
             attributes: None,
             preprocess: None,
+            align: None,
             data: Some(serde_json::json!({
                 "source": "imported from a TensorFlow graph frozen by OpenAI's Glow code (glow import-openai)",
                 "licence": "not recorded in the graph: the terms under which the graph was published apply (OpenAI's released face model was trained on CelebA-HQ, whose images are for non-commercial research only)"

@@ -46,6 +46,26 @@ pub struct ModelConfig {
     pub preprocess: Option<serde_json::Value>,
     #[serde(default)]
     pub data: Option<serde_json::Value>,
+    /// Where face alignment puts the eyes and the mouth in this model's frame (measured by
+    /// `glow align-template`); models without it take a manual crop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub align: Option<AlignSpec>,
+}
+
+/// `model.json`'s `align` block: the mean eye and mouth centres (face-api's 68-point
+/// landmarks: points 36-41, 42-47, 48-67) of the model's own training crops, in its image
+/// frame (pixels, the image spanning `[0, width] x [0, height]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlignSpec {
+    pub left_eye: [f64; 2],
+    pub right_eye: [f64; 2],
+    pub mouth: [f64; 2],
+    /// How many training crops the means are over.
+    #[serde(default)]
+    pub measured_on: Option<u64>,
+    /// Which detector measured them.
+    #[serde(default)]
+    pub detector: Option<String>,
 }
 
 fn default_weights() -> String {
@@ -123,6 +143,10 @@ impl ModelConfig {
             if a.names.is_empty() {
                 return bad("attributes.names is empty".into());
             }
+        }
+        if let Some(a) = &self.align {
+            crate::face::Template::new(a, im.width as usize, im.height as usize)
+                .map_err(|e| GlowError::Config(format!("align: {e}")))?;
         }
         Ok(())
     }
