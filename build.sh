@@ -25,6 +25,9 @@ build_site() {
       [ -f "models/$m/$f" ] && cp "models/$m/$f" "dist/models/$m/"
     done
   done
+  # The face detector and landmark nets the page aligns photos with (loaded on the first photo).
+  mkdir -p dist/models/face
+  cp models/face/*.safetensors models/face/LICENSE-face-api.txt dist/models/face/ 2>/dev/null || true
   # The page reads the list of models (default first) from here.
   { echo "["; first=1; for m in $(shipped_models); do
       [ $first = 1 ] || echo ","; first=0; printf '  "models/%s"' "$m"; done; echo; echo "]"; } > dist/models/index.json

@@ -20,7 +20,7 @@ export default [
     },
   },
   {
-    files: ['tests/e2e/**/*.mjs', 'eslint.config.js'],
+    files: ['tests/e2e/**/*.mjs', 'tools/**/*.mjs', 'eslint.config.js'],
     languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { ...globals.node, ...globals.browser } },
     rules: { 'no-unused-vars': ['error', { args: 'none', caughtErrors: 'none' }] },
   },

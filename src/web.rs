@@ -250,3 +250,77 @@ impl GlowModel {
         Ok(JsValue::from_str(&v.to_string()))
     }
 }
+
+/// Face detection and alignment for the page's photos (`crate::face`: face-api's tiny face
+/// detector and 68-point landmark net, ported). Loaded once, on the first photo.
+#[wasm_bindgen]
+pub struct FaceFinder {
+    models: crate::face::FaceModels,
+}
+
+fn point(p: [f64; 2]) -> Float64Array {
+    Float64Array::from(&p[..])
+}
+
+#[wasm_bindgen]
+impl FaceFinder {
+    /// Loads the two nets from their safetensors files (models/face/).
+    pub fn load(detector: Vec<u8>, landmarks: Vec<u8>) -> Result<FaceFinder, JsValue> {
+        Ok(FaceFinder { models: crate::face::FaceModels::from_bytes(&detector, &landmarks).map_err(js_err)? })
+    }
+
+    /// The faces in an RGBA image, largest first: `{box: [x, y, w, h], score, leftEye,
+    /// rightEye, mouth, transform}`. `template` is a model's `align` block and size,
+    /// `[lx, ly, rx, ry, mx, my, width, height]`; with it, `transform` is the similarity
+    /// `[a, b, tx, ty]` (`q = [a -b; b a] p + t`) taking image pixels onto it, else null.
+    pub fn find(&self, rgba: Vec<u8>, width: u32, height: u32, template: Option<Vec<f64>>) -> Result<Array, JsValue> {
+        use crate::face::{Image, Template};
+        let img = Image::new(&rgba, width, height, 4).map_err(js_err)?;
+        let template = match template.as_deref() {
+            None => None,
+            Some([lx, ly, rx, ry, mx, my, w, h]) => {
+                let t = Template { left_eye: [*lx, *ly], right_eye: [*rx, *ry], mouth: [*mx, *my], width: *w as usize, height: *h as usize };
+                t.check().map_err(js_err)?;
+                Some(t)
+            }
+            Some(t) => return Err(js_err(GlowError::Input(format!("a template has 8 numbers, got {}", t.len())))),
+        };
+        let mut found = self.models.find_faces(&img);
+        found.sort_by(|a, b| (b.face.bbox[2] * b.face.bbox[3]).total_cmp(&(a.face.bbox[2] * a.face.bbox[3])));
+        let out = Array::new();
+        for f in found {
+            let o = Object::new();
+            set(&o, "box", &Float64Array::from(&f.face.bbox[..]))?;
+            set(&o, "score", &JsValue::from(f.face.score))?;
+            set(&o, "leftEye", &point(f.landmarks.left_eye()))?;
+            set(&o, "rightEye", &point(f.landmarks.right_eye()))?;
+            set(&o, "mouth", &point(f.landmarks.mouth()))?;
+            let t = match &template {
+                Some(t) => JsValue::from(Float64Array::from(&t.transform_for(&f.landmarks).map_err(js_err)?.to_array()[..])),
+                None => JsValue::NULL,
+            };
+            set(&o, "transform", &t)?;
+            out.push(&o);
+        }
+        Ok(out)
+    }
+}
+
+/// The crop a similarity `[a, b, tx, ty]` (image pixels -> crop pixels) defines, resampled
+/// from an RGBA image with antialiasing (crate::face::aligned_crop): RGBA, out_width x
+/// out_height; what lies outside the image is black.
+#[wasm_bindgen(js_name = alignedCrop)]
+pub fn aligned_crop(rgba: Vec<u8>, width: u32, height: u32, transform: Vec<f64>, out_width: u32, out_height: u32) -> Result<Uint8ClampedArray, JsValue> {
+    use crate::face::{Image, Similarity};
+    let img = Image::new(&rgba, width, height, 4).map_err(js_err)?;
+    let t: [f64; 4] = transform
+        .as_slice()
+        .try_into()
+        .map_err(|_| js_err(GlowError::Input(format!("a transform has 4 numbers, got {}", transform.len()))))?;
+    let t = Similarity::from_array(t).map_err(js_err)?;
+    if !(1..=4096).contains(&out_width) || !(1..=4096).contains(&out_height) {
+        return Err(js_err(GlowError::Input(format!("crop {out_width}x{out_height} must be 1 to 4096 pixels a side"))));
+    }
+    let px = crate::face::aligned_crop(&img, &t, out_width as usize, out_height as usize);
+    Ok(Uint8ClampedArray::from(px.as_slice()))
+}

@@ -173,6 +173,53 @@ async function main() {
       return `${bpd}, ${err}`;
     });
 
+    await check('a turned, scaled face pasted into a larger photo is found and aligned (rotated box, same bits/dim)', async () => {
+      const plain = parseFloat(await page.textContent('#you-bpd'));
+      assert(Number(await page.$eval('#stage', (s) => s.dataset.faces || 0)) >= 1, 'no face found in the CelebA photo');
+      const n = await renders(page, '#you-result');
+      // The same face, turned 18 degrees and enlarged 2.5x, on a 900x700 gradient: made in the
+      // page, with nearest-neighbour sampling, so that the test adds no blur of its own (a
+      // smoothed enlargement alone lowers bits/dim by about 0.12).
+      const dt = await page.evaluateHandle(async (bytes) => {
+        const img = await createImageBitmap(new Blob([new Uint8Array(bytes)]));
+        const c = new OffscreenCanvas(900, 700);
+        const g = c.getContext('2d');
+        const grad = g.createLinearGradient(0, 0, 900, 700);
+        grad.addColorStop(0, '#6a7f99');
+        grad.addColorStop(1, '#c9b48f');
+        g.fillStyle = grad;
+        g.fillRect(0, 0, 900, 700);
+        g.translate(560, 330);
+        g.rotate((18 * Math.PI) / 180);
+        g.scale(2.5, 2.5);
+        g.imageSmoothingEnabled = false;
+        g.drawImage(img, -img.width / 2, -img.height / 2);
+        const blob = await c.convertToBlob({ type: 'image/png' });
+        const d = new DataTransfer();
+        d.items.add(new File([blob], 'turned.png', { type: 'image/png' }));
+        return d;
+      }, [...image.buffer]);
+      await page.dispatchEvent('#drop', 'drop', { dataTransfer: dt });
+      await waitRenders(page, '#you-result', n);
+      const angle = await page.$eval('#crop', (b) => parseFloat((b.style.transform.match(/rotate\(([-\d.e]+)rad\)/) || [0, 0])[1]) * 180 / Math.PI);
+      const bpd = parseFloat(await page.textContent('#you-bpd'));
+      await page.locator('#you').scrollIntoViewIfNeeded();
+      await shot(page, '02c-aligned.png');
+      assert(Math.abs(angle - 18) < 6, `the box is turned ${angle.toFixed(1)} degrees, the face 18`);
+      assert(Math.abs(bpd - plain) < 0.05, `bits/dim ${bpd} aligned vs ${plain} for the plain photo`);
+      return `box turned ${angle.toFixed(1)} deg; bits/dim ${bpd} vs ${plain}`;
+    });
+
+    await check('a photo without a face says so and keeps the manual box', async () => {
+      const n = await renders(page, '#you-result');
+      await page.setInputFiles('#file', { name: 'wall.png', mimeType: 'image/png', buffer: png(300, 200, (x, y) => [120 + (x % 7), 130 + (y % 5), 140]) });
+      await waitRenders(page, '#you-result', n);
+      const note = await page.textContent('#face-note');
+      assert(/No face found/.test(note), `the note says "${note}"`);
+      assert(await page.isVisible('#crop'), 'no manual box');
+      return note.slice(0, 60);
+    });
+
     await check('the crop box moves with the pointer and resizes with the wheel', async () => {
       const before = await page.$eval('#crop', (b) => [b.style.left, b.style.top, b.style.width]);
       let n = await renders(page, '#you-result');

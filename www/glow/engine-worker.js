@@ -39,10 +39,13 @@ function wire(e) {
 
 /** @type {Promise<typeof import('../pkg/glow_web.js')> | null} */
 let wasm = null;
+/** The wasm module once loaded (a model is loaded only after it). @type {typeof import('../pkg/glow_web.js')} */
+let glowModule;
 function initWasm() {
   if (!wasm) {
     wasm = import(PKG_URL).then(async (mod) => {
       await mod.default();
+      glowModule = mod;
       return mod;
     });
   }
@@ -354,6 +357,39 @@ async function step(job) {
   }
 }
 
+// ------------------------------------------------------------------------------------
+// Faces: the detector and landmark nets (models/face/, face-api's tiny nets, MIT) load on
+// the first photo, from this site.
+
+const FACE_DIR = new URL('../models/face/', import.meta.url).href;
+/** @type {Promise<import('../pkg/glow_web.js').FaceFinder> | null} */
+let finder = null;
+function faceFinder() {
+  if (!finder) {
+    finder = (async () => {
+      const glow = await initWasm();
+      const get = async (/** @type {string} */ name) => (await fetchBytes(`${FACE_DIR}${name}`, 'face-1', () => {})).bytes;
+      const [det, lm] = await Promise.all([get('tiny_face_detector.safetensors'), get('face_landmark_68_tiny.safetensors')]);
+      return glow.FaceFinder.load(det, lm);
+    })();
+    finder.catch(() => { finder = null; });
+  }
+  return finder;
+}
+
+/**
+ * Faces in a photo, largest first, each with the similarity that aligns it to the model's
+ * template (model.json `align`), when the model has one.
+ * @param {Uint8Array} rgba @param {number} w @param {number} h
+ */
+async function detectFaces(rgba, w, h) {
+  const f = await faceFinder();
+  const i = info;
+  const al = i && i.config.align;
+  const template = i && al ? Float64Array.from([...al.left_eye, ...al.right_eye, ...al.mouth, i.width, i.height]) : undefined;
+  return f.find(rgba, w, h, template);
+}
+
 /** Latent math, answered at once (it is synchronous and cheap). @param {import('./protocol.js').Op} op @param {any[]} a */
 function now(op, a) {
   const m = /** @type {GlowModel} */ (model);
@@ -371,6 +407,7 @@ function now(op, a) {
       return { attributeNames: Array.from(m.attributeNames, String) };
     }
     case 'quantizeInput': return m.quantizeInput(a[0]);
+    case 'alignedCrop': return glowModule.alignedCrop(a[0], a[1], a[2], a[3], a[4], a[5]);
     default: return undefined;
   }
 }
@@ -402,6 +439,10 @@ scope.onmessage = (/** @type {MessageEvent<ToWorker>} */ e) => {
     case 'call':
       if (!model) {
         post({ type: 'error', id: m.id, error: { name: 'BadInput', message: 'no model is loaded' } });
+      } else if (m.op === 'detectFaces') {
+        detectFaces(m.args[0], m.args[1], m.args[2]).then(
+          (value) => post({ type: 'done', id: m.id, value }),
+          (err) => post({ type: 'error', id: m.id, error: wire(err) }));
       } else if (QUEUED.has(m.op)) {
         queue.push({ id: m.id, op: m.op, args: m.args, priority: m.priority, seq: seq++, next: 0 });
         pump();
