@@ -25,8 +25,8 @@ pub struct Options {
     pub backend: Preference,
     /// Images per GPU dispatch (the GPU plan's batch; the CPU engine runs one at a time).
     pub batch: usize,
-    /// The CPU engine's threads, which share each conv of one image: 0 is one per core.
-    /// Ignored by the GPU engine, and in wasm32 (one thread).
+    /// The CPU engine's threads (0: one per core), over which it spreads a call's images and
+    /// each image's convs. Ignored by the GPU engine, and in wasm32 (one thread).
     pub threads: usize,
 }
 

@@ -48,7 +48,8 @@ mod cli {
         /// Images per GPU dispatch
         #[arg(long, default_value_t = 4)]
         batch: usize,
-        /// Threads of the CPU engine, which share each conv of one image (0: one per core)
+        /// Threads of the CPU engine, over which it spreads the images and each image's convs
+        /// (0: one per core)
         #[arg(long, default_value_t = 0)]
         threads: usize,
     }

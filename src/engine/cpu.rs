@@ -13,7 +13,7 @@ mod threads;
 use super::{Backend, Engine, Job, Latents};
 use crate::model::flow::{self as ops, finish, split_geometry, Encoded};
 use crate::model::{pixels, rng, Coupling, FoldedModel, Model};
-use conv::{Exec, PackedConv};
+use conv::{Ctx, PackedConv};
 use gemm::Kernel;
 use threads::Threads;
 
@@ -26,9 +26,28 @@ struct Step {
 /// The fast CPU engine for one model.
 pub struct CpuEngine {
     model: FoldedModel,
-    exec: Exec,
+    threads: Threads,
+    kernel: Kernel,
     steps: Vec<Vec<Step>>,
     priors: Vec<Option<PackedConv>>,
+}
+
+/// The coupling net's activations, kept across the steps of one image: allocating and
+/// zeroing them per step (1 MB at level 0) was serial time between the split convs.
+#[derive(Default)]
+struct Net {
+    h1: Vec<f32>,
+    h2: Vec<f32>,
+    h3: Vec<f32>,
+}
+
+/// The first `n` values of a buffer (grown with zeros once; every conv writes all of its
+/// output, so what a previous step left there is never read).
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
 }
 
 fn dense(batch: usize, h: usize, w: usize, c: usize) -> ops::Geometry {
@@ -43,10 +62,7 @@ impl CpuEngine {
 
     /// An engine on `threads` threads (0: one per core; always one in wasm32).
     pub fn with_threads(model: &Model, threads: usize) -> Self {
-        CpuEngine::with_exec(model, Exec { threads: Threads::new(threads), kernel: Kernel::detect() })
-    }
-
-    fn with_exec(model: &Model, exec: Exec) -> Self {
+        let (threads, kernel) = (Threads::new(threads), Kernel::detect());
         let fm = model.folded.clone();
         let steps = fm
             .levels
@@ -63,21 +79,20 @@ impl CpuEngine {
             })
             .collect();
         let priors = fm.levels.iter().map(|l| l.prior.as_ref().map(PackedConv::new)).collect();
-        CpuEngine { model: fm, exec, steps, priors }
+        CpuEngine { model: fm, threads, kernel, steps, priors }
     }
 
-    fn coupling_net(&self, l: usize, k: usize, batch: usize, state: &[f32]) -> Vec<f32> {
+    /// The coupling's net on z1 (the first half of `state`'s channels), into `net.h3`.
+    fn coupling_net<'n>(&self, cx: Ctx, l: usize, k: usize, batch: usize, state: &[f32], net: &'n mut Net) -> &'n [f32] {
         let s = self.model.levels[l].shape;
         let width = self.model.config.width as usize;
         let m = batch * s.pixels();
         let f = &self.steps[l][k].f;
-        let mut h1 = vec![0f32; m * width];
-        f[0].run(&self.exec, ops::Geometry { in_stride: s.c, out_stride: width, ..dense(batch, s.h, s.w, 0) }, state, &mut h1);
-        let mut h2 = vec![0f32; m * width];
-        f[1].run(&self.exec, dense(batch, s.h, s.w, width), &h1, &mut h2);
         let cf = f[2].conv.cout;
-        let mut h3 = vec![0f32; m * cf];
-        f[2].run(&self.exec, ops::Geometry { in_stride: width, out_stride: cf, ..dense(batch, s.h, s.w, 0) }, &h2, &mut h3);
+        let (h1, h2, h3) = (sized(&mut net.h1, m * width), sized(&mut net.h2, m * width), sized(&mut net.h3, m * cf));
+        f[0].run(cx, ops::Geometry { in_stride: s.c, out_stride: width, ..dense(batch, s.h, s.w, 0) }, state, h1);
+        f[1].run(cx, dense(batch, s.h, s.w, width), h1, h2);
+        f[2].run(cx, ops::Geometry { in_stride: width, out_stride: cf, ..dense(batch, s.h, s.w, 0) }, h2, h3);
         h3
     }
 
@@ -100,7 +115,9 @@ impl CpuEngine {
     pub fn encode_x(&self, x: &[f32], batch: usize) -> Encoded {
         let d = self.model.dim();
         let mut all = Encoded { eps: Vec::with_capacity(batch * d), logdet: vec![], logp: vec![], objective: vec![], bits_per_dim: vec![] };
-        for e in self.exec.threads.map(batch, |i| self.encode_one(&x[i * d..(i + 1) * d])) {
+        let kernel = self.kernel;
+        let all_images = self.threads.call(|team| team.map(batch, |i, team| self.encode_one(Ctx { kernel, team }, &x[i * d..(i + 1) * d])));
+        for e in all_images {
             all.eps.extend(e.eps);
             all.logdet.extend(e.logdet);
             all.logp.extend(e.logp);
@@ -110,8 +127,9 @@ impl CpuEngine {
         all
     }
 
-    fn encode_one(&self, x: &[f32]) -> Encoded {
+    fn encode_one(&self, cx: Ctx, x: &[f32]) -> Encoded {
         let batch = 1;
+        let mut net = Net::default();
         let fm = &self.model;
         let cfg = &fm.config;
         let affine = cfg.coupling == Coupling::Affine;
@@ -127,17 +145,17 @@ impl CpuEngine {
             ops::squeeze(&prev, batch, s.h, s.w, prev_c, prev_stride, 0, &mut state);
             let mut next = vec![0f32; m * s.c];
             for k in 0..lev.steps.len() {
-                self.steps[l][k].forward.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut next);
+                self.steps[l][k].forward.run(cx, dense(batch, s.h, s.w, s.c), &state, &mut next);
                 std::mem::swap(&mut state, &mut next);
-                let h = self.coupling_net(l, k, batch, &state);
-                let ls = ops::coupling(&mut state, &h, batch, s.pixels(), s.c, affine, false);
+                let h = self.coupling_net(cx, l, k, batch, &state, &mut net);
+                let ls = ops::coupling(&mut state, h, batch, s.pixels(), s.c, affine, false);
                 logdet.iter_mut().zip(ls).for_each(|(a, b)| *a += b);
             }
             let g = self.prior_geometry(l, batch);
             let lp = match &self.priors[l] {
                 Some(p) => {
                     let mut h = vec![0f32; m * s.c];
-                    p.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut h);
+                    p.run(cx, dense(batch, s.h, s.w, s.c), &state, &mut h);
                     ops::prior_standardize(g, &state, &h, &mut eps)
                 }
                 None => ops::prior_standardize(g, &state, &fm.top, &mut eps),
@@ -154,11 +172,13 @@ impl CpuEngine {
     /// (One image at a time, as `encode_x`.)
     pub fn decode_x(&self, eps: &[f32], batch: usize, temps: &[f32]) -> Vec<f32> {
         let d = self.model.dim();
-        self.exec.threads.map(batch, |i| self.decode_one(&eps[i * d..(i + 1) * d], temps)).concat()
+        let kernel = self.kernel;
+        self.threads.call(|team| team.map(batch, |i, team| self.decode_one(Ctx { kernel, team }, &eps[i * d..(i + 1) * d], temps))).concat()
     }
 
-    fn decode_one(&self, eps: &[f32], temps: &[f32]) -> Vec<f32> {
+    fn decode_one(&self, cx: Ctx, eps: &[f32], temps: &[f32]) -> Vec<f32> {
         let batch = 1;
+        let mut net = Net::default();
         let fm = &self.model;
         let cfg = &fm.config;
         let affine = cfg.coupling == Coupling::Affine;
@@ -176,15 +196,15 @@ impl CpuEngine {
                     let sb = fm.levels[l + 1].shape;
                     ops::unsqueeze(&below, batch, sb.h, sb.w, sb.c / 4, s.c, 0, &mut state);
                     let mut h = vec![0f32; m * s.c];
-                    p.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut h);
+                    p.run(cx, dense(batch, s.h, s.w, s.c), &state, &mut h);
                     ops::prior_sample(g, eps, &h, temps[l], &mut state);
                 }
             }
             let mut next = vec![0f32; m * s.c];
             for k in (0..lev.steps.len()).rev() {
-                let h = self.coupling_net(l, k, batch, &state);
-                ops::coupling(&mut state, &h, batch, s.pixels(), s.c, affine, true);
-                self.steps[l][k].inverse.run(&self.exec, dense(batch, s.h, s.w, s.c), &state, &mut next);
+                let h = self.coupling_net(cx, l, k, batch, &state, &mut net);
+                ops::coupling(&mut state, h, batch, s.pixels(), s.c, affine, true);
+                self.steps[l][k].inverse.run(cx, dense(batch, s.h, s.w, s.c), &state, &mut next);
                 std::mem::swap(&mut state, &mut next);
             }
             below = state;
@@ -216,9 +236,9 @@ impl Engine for CpuEngine {
         Backend::Cpu
     }
     fn device(&self) -> String {
-        let n = self.exec.threads.count();
+        let n = self.threads.count();
         let arch = (std::env::consts::ARCH, std::env::consts::OS);
-        format!("CPU engine, {n} thread{}, {} ({} {})", if n == 1 { "" } else { "s" }, self.exec.kernel.name(), arch.0, arch.1)
+        format!("CPU engine, {n} thread{}, {} ({} {})", if n == 1 { "" } else { "s" }, self.kernel.name(), arch.0, arch.1)
     }
     fn encode_rgba<'a>(&'a self, rgba: &'a [u8], n: usize) -> Job<'a, Encoded> {
         Box::pin(async move { Ok(self.encode(rgba, n)) })
@@ -258,13 +278,13 @@ mod tests {
             let temps = vec![0.8; 3];
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             let one = CpuEngine::with_threads(&m, 1);
-            assert_eq!(one.exec.threads.count(), 1);
+            assert_eq!(one.threads.count(), 1);
             let x = one.decode_x(&eps, 2, &temps);
             let e = one.encode_x(&x, 2);
             assert!(x.iter().any(|v| *v != 0.0) && e.logdet.iter().all(|l| l.is_finite()));
             for n in [2, 3] {
                 let many = CpuEngine::with_threads(&m, n);
-                assert_eq!(many.exec.threads.count(), n);
+                assert_eq!(many.threads.count(), n);
                 assert!(many.device().contains(&format!("{n} threads")), "{}", many.device());
                 assert_eq!(bits(&many.decode_x(&eps, 2, &temps)), bits(&x), "{coupling}: decode on {n} threads");
                 let en = many.encode_x(&x, 2);

@@ -3,7 +3,7 @@
 //! relu. Split by output pixels over the engine's threads.
 
 use super::gemm::{Kernel, MR, NR};
-use super::threads::Threads;
+use super::threads::Team;
 use crate::model::flow::Geometry;
 use crate::model::fold::{edge_class, Conv};
 
@@ -11,10 +11,11 @@ use crate::model::fold::{edge_class, Conv};
 /// than the work (the smallest convs, at the top level, are about 1e5).
 const MIN_MACS_PER_PART: usize = 1 << 15;
 
-/// What every conv of an engine runs with.
-pub struct Exec {
-    pub threads: Threads,
+/// What a conv runs with: the engine's micro-kernel and the threads of the current call.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
     pub kernel: Kernel,
+    pub team: &'a Team,
 }
 
 /// A conv with its weights packed as `[ceil(cout/8)][taps*cin][8]`, and its bias and edge
@@ -51,14 +52,14 @@ impl PackedConv {
     /// `out[p, out_offset + co]` for a `[batch, h, w, in_stride]` input (channels at
     /// `in_offset`), same semantics as `reference::ops::conv2d`. The pixels are split into
     /// up to one part per thread, in whole tiles.
-    pub fn run(&self, x: &Exec, g: Geometry, input: &[f32], out: &mut [f32]) {
+    pub fn run(&self, x: Ctx, g: Geometry, input: &[f32], out: &mut [f32]) {
         let c = &self.conv;
         let total = g.batch * g.h * g.w;
         let tiles = total.div_ceil(MR);
         let macs = total * c.ksize * c.ksize * c.cin * c.cout;
-        let parts = x.threads.count().min(macs / MIN_MACS_PER_PART).min(tiles).max(1);
+        let parts = x.team.count().min(macs / MIN_MACS_PER_PART).min(tiles).max(1);
         let rows = tiles.div_ceil(parts) * MR;
-        x.threads.split_rows(&mut out[..total * g.out_stride], g.out_stride, rows, |first, part| {
+        x.team.split_rows(&mut out[..total * g.out_stride], g.out_stride, rows, |first, part| {
             let end = (first + rows).min(total);
             self.run_part(x.kernel, g, input, first..end, part)
         });
@@ -151,6 +152,7 @@ fn store_partial(dst: &mut [f32], v: &[f32; NR]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cpu::threads::Threads;
     use crate::model::fold::EDGE_CLASSES;
 
     /// One conv on awkward shapes (7x5 pixels: a partial last tile; 11 output channels: an
@@ -175,10 +177,11 @@ mod tests {
         let input: Vec<f32> = (0..35 * g.in_stride).map(|i| val(i + 3)).collect();
         let run = |threads: usize| {
             let mut out = vec![7.5f32; 35 * g.out_stride];
-            let x = Exec { threads: Threads::new(threads), kernel: Kernel::detect() };
             // `run` would not split a conv this small: split it as `run` splits big ones.
             let rows = 9usize.div_ceil(threads) * MR;
-            x.threads.split_rows(&mut out, g.out_stride, rows, |first, part| p.run_part(x.kernel, g, &input, first..(first + rows).min(35), part));
+            Threads::new(threads).call(|team| {
+                team.split_rows(&mut out, g.out_stride, rows, |first, part| p.run_part(Kernel::detect(), g, &input, first..(first + rows).min(35), part))
+            });
             out
         };
         let one = run(1);
@@ -190,7 +193,7 @@ mod tests {
         }
         // And `run` itself on one thread gives the same.
         let mut out = vec![7.5f32; 35 * g.out_stride];
-        p.run(&Exec { threads: Threads::new(1), kernel: Kernel::detect() }, g, &input, &mut out);
+        Threads::new(1).call(|team| p.run(Ctx { kernel: Kernel::detect(), team }, g, &input, &mut out));
         assert_eq!(out, one);
     }
 }
