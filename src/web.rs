@@ -1,9 +1,11 @@
-//! wasm-bindgen glue over the `Session`, and nothing else: the `GlowModel` class the page
-//! and the `<glow-face>` widget use. Every method returns a JS `Error` whose `name` is
-//! the error's kind (`BadModelFile`, `BadImage`, `BadInput`, `NoAdapter`, `DeviceLost`,
-//! `OutOfMemory`, `GpuError`, `Busy`), never a panic.
+//! wasm-bindgen glue over the `Session` and the face module, and nothing else: the
+//! `GlowModel` class the page and the `<glow-face>` widget use, and `FaceAligner` (face
+//! detection, landmarks and alignment to a model's template). Every method returns a JS
+//! `Error` whose `name` is the error's kind (`BadModelFile`, `BadImage`, `BadInput`,
+//! `NoAdapter`, `DeviceLost`, `OutOfMemory`, `GpuError`, `Busy`), never a panic.
 
 use crate::error::GlowError;
+use crate::face::{FaceModels, FoundFace, Image, Similarity, Template};
 use crate::gpu::GpuContext;
 use crate::model::latent::Path;
 use crate::model::Model;
@@ -226,6 +228,24 @@ impl GlowModel {
         Uint8ClampedArray::from(self.session.quantize_input(&rgba).as_slice())
     }
 
+    /// Where this model wants the eyes and the mouth (model.json `align`): `{leftEye: [x, y],
+    /// rightEye, mouth, width, height, measuredOn}` in its image frame (pixels), or null when
+    /// the model has no template (then the page's manual crop box is the way in). Pass it to
+    /// `FaceAligner.alignedCrop` / `alignFace`.
+    #[wasm_bindgen(getter, js_name = alignTemplate)]
+    pub fn align_template(&self) -> Result<JsValue, JsValue> {
+        let c = &self.session.model().config;
+        let Some(a) = &c.align else { return Ok(JsValue::NULL) };
+        let o = Object::new();
+        set(&o, "leftEye", &pair(a.left_eye))?;
+        set(&o, "rightEye", &pair(a.right_eye))?;
+        set(&o, "mouth", &pair(a.mouth))?;
+        set(&o, "width", &JsValue::from(c.image.width))?;
+        set(&o, "height", &JsValue::from(c.image.height))?;
+        set(&o, "measuredOn", &a.measured_on.map_or(JsValue::NULL, |n| JsValue::from(n as f64)))?;
+        Ok(o.into())
+    }
+
     /// Times every dispatch of a decode (`decode` true: random latents at T = 0.7) or an
     /// encode with WebGPU timestamp queries, one compute pass per dispatch, each dispatch's
     /// best of `passes` calls, and returns the JSON text of their sum per level and layer
@@ -248,5 +268,142 @@ impl GlowModel {
         let Some(g) = s.engine().gpu() else { return Ok(JsValue::NULL) };
         let v = crate::engine::kernel_bench::conv_classes(g.context(), s.model(), batch.clamp(1, 64) as usize).await.map_err(js_err)?;
         Ok(JsValue::from_str(&v.to_string()))
+    }
+}
+
+// ---- faces ----
+
+fn pair(p: [f64; 2]) -> Array {
+    [p[0], p[1]].iter().map(|&v| JsValue::from(v)).collect()
+}
+
+/// `o[key]` as a number.
+fn number(o: &JsValue, key: &str) -> Result<f64, JsValue> {
+    Reflect::get(o, &key.into())
+        .ok()
+        .and_then(|v| v.as_f64())
+        .ok_or_else(|| js_err(GlowError::Input(format!("'{key}' must be a number"))))
+}
+
+/// `o[key]` as `[x, y]` (an array or typed array of two numbers).
+fn point(o: &JsValue, key: &str) -> Result<[f64; 2], JsValue> {
+    let v = Reflect::get(o, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let x = Reflect::get(&v, &0.into()).ok().and_then(|x| x.as_f64());
+    let y = Reflect::get(&v, &1.into()).ok().and_then(|y| y.as_f64());
+    match (x, y) {
+        (Some(x), Some(y)) if !v.is_undefined() && !v.is_null() => Ok([x, y]),
+        _ => Err(js_err(GlowError::Input(format!("'{key}' must be [x, y]")))),
+    }
+}
+
+/// A template object (as `GlowModel.alignTemplate` gives it), checked.
+fn template_from(v: &JsValue) -> Result<Template, JsValue> {
+    if !v.is_object() {
+        return Err(js_err(GlowError::Input("the template must be an object like GlowModel.alignTemplate (this model has none?)".into())));
+    }
+    let size = |key: &str| -> Result<usize, JsValue> {
+        let n = number(v, key)?;
+        if n.fract() != 0.0 || !(1.0..=4096.0).contains(&n) {
+            return Err(js_err(GlowError::Input(format!("template {key} {n} must be a whole number of pixels, 1 to 4096"))));
+        }
+        Ok(n as usize)
+    };
+    let t = Template { left_eye: point(v, "leftEye")?, right_eye: point(v, "rightEye")?, mouth: point(v, "mouth")?, width: size("width")?, height: size("height")? };
+    t.check().map_err(js_err)?;
+    Ok(t)
+}
+
+fn face_object(f: &FoundFace) -> Result<Object, JsValue> {
+    let o = Object::new();
+    let b = f.face.bbox;
+    set(&o, "box", &[b[0], b[1], b[2], b[3]].iter().map(|&v| JsValue::from(v)).collect::<Array>())?;
+    set(&o, "score", &JsValue::from(f.face.score))?;
+    let l = &f.landmarks;
+    set(&o, "leftEye", &pair(l.left_eye()))?;
+    set(&o, "rightEye", &pair(l.right_eye()))?;
+    set(&o, "mouth", &pair(l.mouth()))?;
+    let flat: Vec<f32> = l.points.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
+    set(&o, "landmarks", &Float32Array::from(flat.as_slice()))?;
+    Ok(o)
+}
+
+fn crop_object(rgba: &[u8], t: &Similarity, template: &Template) -> Result<Object, JsValue> {
+    let o = Object::new();
+    set(&o, "rgba", &Uint8ClampedArray::from(rgba))?;
+    set(&o, "width", &JsValue::from(template.width as u32))?;
+    set(&o, "height", &JsValue::from(template.height as u32))?;
+    set(&o, "transform", &Float64Array::from(t.to_array().as_slice()))?;
+    set(&o, "rotation", &JsValue::from(t.degrees()))?;
+    set(&o, "scale", &JsValue::from(t.scale()))?;
+    Ok(o)
+}
+
+/// Face detection, 68 landmarks and alignment to a model's template, on the CPU (face-api's
+/// tiny detector and tiny landmark net, ported; about 0.2 MB of weights). Images are RGBA
+/// (an `ImageData`'s `data`), any size up to 16384 a side and 67 megapixels; points are in
+/// the image's pixels, continuous (the image spans `[0, width] x [0, height]`).
+#[wasm_bindgen]
+pub struct FaceAligner {
+    models: FaceModels,
+}
+
+#[wasm_bindgen]
+impl FaceAligner {
+    /// From the bytes of models/face/tiny_face_detector.safetensors and
+    /// models/face/face_landmark_68_tiny.safetensors.
+    pub fn load(detector: Vec<u8>, landmarks: Vec<u8>) -> Result<FaceAligner, JsValue> {
+        Ok(FaceAligner { models: FaceModels::from_bytes(&detector, &landmarks).map_err(js_err)? })
+    }
+
+    /// Every face found, highest score first: `[{box: [x, y, w, h], score, leftEye: [x, y],
+    /// rightEye, mouth, landmarks: Float32Array(136)}]` (`landmarks`: dlib's 68 points, x
+    /// and y interleaved; the eyes and mouth are the means of points 36-41, 42-47, 48-67).
+    /// An empty array when there is no face.
+    #[wasm_bindgen(js_name = detectFaces)]
+    pub fn detect_faces(&self, rgba: Vec<u8>, width: u32, height: u32) -> Result<Array, JsValue> {
+        let img = Image::new(&rgba, width, height, 4).map_err(js_err)?;
+        self.models.find_faces(&img).iter().map(|f| face_object(f).map(JsValue::from)).collect()
+    }
+
+    /// The crop a model takes, cut from the full-resolution image: `face` is one of
+    /// `detectFaces`'s faces (its `leftEye`, `rightEye` and `mouth` are fitted to the
+    /// template), or `{transform: [a, b, tx, ty]}` (image -> template frame: `x' = a x - b y +
+    /// tx`, `y' = b x + a y + ty`, as returned before). `template`: `GlowModel.alignTemplate`.
+    /// Returns `{rgba: Uint8ClampedArray, width, height, transform: Float64Array(4), rotation
+    /// (degrees), scale}`.
+    #[wasm_bindgen(js_name = alignedCrop)]
+    pub fn aligned_crop(&self, rgba: Vec<u8>, width: u32, height: u32, face: JsValue, template: JsValue) -> Result<Object, JsValue> {
+        let template = template_from(&template)?;
+        let img = Image::new(&rgba, width, height, 4).map_err(js_err)?;
+        let given = Reflect::get(&face, &"transform".into()).unwrap_or(JsValue::UNDEFINED);
+        let t = if !given.is_undefined() && !given.is_null() {
+            let v: Vec<f64> = (0..4).map(|i| Reflect::get(&given, &i.into()).ok().and_then(|x| x.as_f64()).unwrap_or(f64::NAN)).collect();
+            Similarity::from_array([v[0], v[1], v[2], v[3]]).map_err(js_err)?
+        } else {
+            template.transform_for_points(&[point(&face, "leftEye")?, point(&face, "rightEye")?, point(&face, "mouth")?]).map_err(js_err)?
+        };
+        let crop = crate::face::aligned_crop(&img, &t, template.width, template.height);
+        crop_object(&crop, &t, &template)
+    }
+
+    /// Both in one call (one copy of the photo): the faces, and the best one aligned:
+    /// `{faces: [...as detectFaces], crop: {...as alignedCrop} or null when there is no face}`.
+    #[wasm_bindgen(js_name = alignFace)]
+    pub fn align_face(&self, rgba: Vec<u8>, width: u32, height: u32, template: JsValue) -> Result<Object, JsValue> {
+        let template = template_from(&template)?;
+        let img = Image::new(&rgba, width, height, 4).map_err(js_err)?;
+        let found = self.models.find_faces(&img);
+        let o = Object::new();
+        let faces: Array = found.iter().map(|f| face_object(f).map(JsValue::from)).collect::<Result<_, _>>()?;
+        set(&o, "faces", &faces)?;
+        let crop = match found.first() {
+            Some(f) => {
+                let a = crate::face::align_found(&img, f, &template).map_err(js_err)?;
+                crop_object(&a.rgba, &a.transform, &template)?.into()
+            }
+            None => JsValue::NULL,
+        };
+        set(&o, "crop", &crop)?;
+        Ok(o)
     }
 }

@@ -83,3 +83,39 @@ async fn js_api_round_trip_and_errors() {
     let e = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, "metal".into(), 1).await.err().unwrap();
     assert_eq!(name(e), "BadInput");
 }
+
+/// `FaceAligner`: the face weights load, a photo without a face gives no faces, an explicit
+/// transform cuts the crop it says (the identity on a 64x64 image gives the image back), and
+/// errors are JS `Error`s named by kind. (The port's numbers against face-api are checked
+/// natively, tests/face.rs: the same Rust code.)
+#[wasm_bindgen_test]
+fn face_aligner_js_api() {
+    use glow_web::web::FaceAligner;
+    use js_sys::{Array, Object, Reflect};
+    let det = include_bytes!("../models/face/tiny_face_detector.safetensors").to_vec();
+    let lm = include_bytes!("../models/face/face_landmark_68_tiny.safetensors").to_vec();
+    let a = FaceAligner::load(det.clone(), lm.clone()).unwrap_or_else(|_| panic!("load"));
+    let (w, h) = (160u32, 120u32);
+    let noise: Vec<u8> = (0..w * h * 4).map(|i| if i % 4 == 3 { 255 } else { (i.wrapping_mul(2_654_435_761) >> 13) as u8 }).collect();
+    assert_eq!(a.detect_faces(noise.clone(), w, h).unwrap_or_else(|_| panic!("detect")).length(), 0);
+    let template = Object::new();
+    let set = |k: &str, v: JsValue| Reflect::set(&template, &k.into(), &v).unwrap();
+    let pair = |x: f64, y: f64| -> JsValue { [x, y].iter().map(|&v| JsValue::from(v)).collect::<Array>().into() };
+    set("leftEye", pair(22.5, 29.8));
+    set("rightEye", pair(41.8, 29.9));
+    set("mouth", pair(32.2, 51.2));
+    set("width", 64.into());
+    set("height", 64.into());
+    let ramp: Vec<u8> = (0..64 * 64).flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 77, 255]).collect();
+    let face = Object::new();
+    Reflect::set(&face, &"transform".into(), &[1.0, 0.0, 0.0, 0.0].iter().map(|&v| JsValue::from(v)).collect::<Array>()).unwrap();
+    let crop = a.aligned_crop(ramp.clone(), 64, 64, face.clone().into(), template.clone().into()).unwrap_or_else(|_| panic!("crop"));
+    let rgba = js_sys::Uint8ClampedArray::from(Reflect::get(&crop, &"rgba".into()).unwrap()).to_vec();
+    assert_eq!(rgba, ramp);
+    let none = a.align_face(noise.clone(), w, h, template.clone().into()).unwrap_or_else(|_| panic!("alignFace"));
+    assert!(Reflect::get(&none, &"crop".into()).unwrap().is_null());
+    assert_eq!(name(a.detect_faces(vec![0; 10], w, h).err().unwrap()), "BadImage");
+    assert_eq!(name(a.aligned_crop(ramp.clone(), 64, 64, face.into(), JsValue::NULL).err().unwrap()), "BadInput");
+    assert_eq!(name(a.aligned_crop(ramp, 64, 64, Object::new().into(), template.into()).err().unwrap()), "BadInput");
+    assert_eq!(name(FaceAligner::load(lm, det).err().unwrap()), "BadModelFile");
+}

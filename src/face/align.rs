@@ -137,7 +137,12 @@ impl Template {
     /// The similarity from image coordinates to this frame that puts the face's eyes and
     /// mouth closest to the template's.
     pub fn transform_for(&self, lm: &Landmarks) -> Result<Similarity> {
-        Similarity::fit(&lm.alignment_points(), &self.points())
+        self.transform_for_points(&lm.alignment_points())
+    }
+
+    /// As `transform_for`, from a face's left eye, right eye and mouth centre.
+    pub fn transform_for_points(&self, points: &[[f64; 2]; 3]) -> Result<Similarity> {
+        Similarity::fit(points, &self.points())
     }
 }
 

@@ -205,7 +205,9 @@ impl<'a> Image<'a> {
         }
         let f = (1u64 << k) as f64;
         let (lw, lh) = self.level_size(k);
-        let stretch = (side / f).max(1.0);
+        // Capped at 16 (96 taps a side): beyond the last level that only happens when the
+        // whole image shrinks to a few output pixels.
+        let stretch = (side / f).clamp(1.0, 16.0);
         let mut out = vec![255u8; out_w * out_h * 4];
         let (mut wx, mut wy) = (Vec::new(), Vec::new());
         for i in 0..out_h {
