@@ -147,7 +147,7 @@ impl Template {
 }
 
 /// The aligned crop: RGBA8 of the template's size, output pixel `q` showing image point
-/// `t^-1(q)`, area-averaged from full resolution when shrinking (`Image::resample`).
+/// `t^-1(q)`, Lanczos-3 filtered from full resolution (`Image::resample`).
 pub fn aligned_crop(img: &Image, t: &Similarity, width: usize, height: usize) -> Vec<u8> {
     let inv = t.inverse();
     img.resample(

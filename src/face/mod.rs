@@ -2,12 +2,16 @@
 //!
 //! Two small networks ported from @vladmandic/face-api 1.7.15 (MIT; weights converted by
 //! tools/convert_faceapi.py into models/face/): `detector` (TinyFaceDetector) and `landmarks`
-//! (FaceLandmark68TinyNet). Both reproduce face-api's arithmetic, input resizing included, so
-//! that their outputs match face-api's own (tests/face.rs against tests/fixtures/face/
-//! golden.json); the one deliberate difference is that an image shrunk by 2x or more on its
-//! way into a network is read from a 2x box pyramid (same sample positions, no aliasing).
-//! `align` fits a similarity from the eyes and the mouth to a model's template (model.json
-//! `align`) and cuts the crop from the full-resolution image with area averaging.
+//! (FaceLandmark68TinyNet). Both reproduce face-api's arithmetic, input resizing included:
+//! `detect_face_api` and `landmarks` give face-api's own results (tests/face.rs against
+//! tests/fixtures/face/golden.json), but for two deliberate differences: an image shrunk by
+//! 2x or more on its way into a network is read from a 2x box pyramid (same sample positions,
+//! no aliasing), and points are continuous coordinates (face-api's + 0.5).
+//!
+//! On top, for photos: `detect` falls back to a zoomed-out and a larger input when face-api's
+//! pass finds nothing, `find_faces` refines the landmarks from upright crops, and `align`
+//! fits a similarity from the eyes and the mouth to a model's template (model.json `align`)
+//! and cuts the crop from the full-resolution image with a Lanczos-3 filter.
 //!
 //! Points are in image pixels, continuous: the image spans `[0, w] x [0, h]`.
 
