@@ -9,7 +9,7 @@
 //! (../shared/data); tests that need them say so and pass without checking when it is absent.
 #![cfg(not(target_arch = "wasm32"))]
 
-use glow_web::face::{FaceModels, Image};
+use glow_web::face::{FaceModels, FoundFace, Image};
 use glow_web::image_io::decode_rgb8;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ fn matches_face_api_golden() {
         let sha = format!("{:x}", Sha256::digest(&rgb));
         assert_eq!(sha, want["rgb_sha256"].as_str().unwrap(), "{name}: the scene's pixels are not those face-api saw");
         let img = Image::new(&rgb, w as u32, h as u32, 3).unwrap();
-        let got = m.find_faces(&img);
+        let got: Vec<_> = m.detect_face_api(&img).iter().map(|f| FoundFace { face: *f, landmarks: m.landmarks(&img, f).unwrap() }).collect();
         let want_faces = want["faces"].as_array().unwrap();
         assert_eq!(got.len(), want_faces.len(), "{name}: {} faces, face-api found {}", got.len(), want_faces.len());
         // Where a network's input shrinks the image by 2x or more (here the 960-pixel scene to
@@ -136,8 +136,10 @@ fn matches_face_api_golden() {
                 .iter()
                 .zip(wf["landmarks_in_crop"].as_array().unwrap())
                 .map(|(p, q)| {
+                    // + 0.5: this port's points are continuous coordinates (face-api's are
+                    // pixel indices; see Landmarker::landmarks).
                     let q = point(q);
-                    dist(*p, [q[0] + crop[0], q[1] + crop[1]])
+                    dist(*p, [q[0] + crop[0] + 0.5, q[1] + crop[1] + 0.5])
                 })
                 .fold(0.0, f64::max);
             report.push(format!("{name}: box {box_err:.2e} px, score {score_err:.2e}, landmarks {lm_err:.2e} px (max)"));

@@ -83,3 +83,27 @@ async fn js_api_round_trip_and_errors() {
     let e = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, "metal".into(), 1).await.err().unwrap();
     assert_eq!(name(e), "BadInput");
 }
+
+/// `FaceFinder` and `alignedCrop`: the face weights load, a photo without a face gives no
+/// faces, the identity transform cuts the image back out of itself, and errors are JS
+/// `Error`s named by kind. (The port's numbers against face-api are checked natively,
+/// tests/face.rs and tests/face_align.rs: the same Rust code.)
+#[wasm_bindgen_test]
+fn face_finder_js_api() {
+    use glow_web::web::{aligned_crop, FaceFinder};
+    let det = include_bytes!("../models/face/tiny_face_detector.safetensors").to_vec();
+    let lm = include_bytes!("../models/face/face_landmark_68_tiny.safetensors").to_vec();
+    let f = FaceFinder::load(det.clone(), lm.clone()).unwrap_or_else(|_| panic!("load"));
+    let (w, h) = (160u32, 120u32);
+    let noise: Vec<u8> = (0..w * h * 4).map(|i| if i % 4 == 3 { 255 } else { (i.wrapping_mul(2_654_435_761) >> 13) as u8 }).collect();
+    let template = vec![22.5, 29.8, 41.8, 29.9, 32.2, 51.2, 64.0, 64.0];
+    assert_eq!(f.find(noise.clone(), w, h, Some(template.clone())).unwrap_or_else(|_| panic!("find")).length(), 0);
+    let ramp: Vec<u8> = (0..64 * 64).flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 77, 255]).collect();
+    let crop = aligned_crop(ramp.clone(), 64, 64, vec![1.0, 0.0, 0.0, 0.0], 64, 64).unwrap_or_else(|_| panic!("crop"));
+    assert_eq!(crop.to_vec(), ramp);
+    assert_eq!(name(f.find(vec![0; 10], w, h, None).err().unwrap()), "BadImage");
+    assert_eq!(name(f.find(noise, w, h, Some(vec![1.0, 2.0])).err().unwrap()), "BadInput");
+    assert_eq!(name(aligned_crop(ramp.clone(), 64, 64, vec![1.0, 0.0], 64, 64).err().unwrap()), "BadInput");
+    assert_eq!(name(aligned_crop(ramp, 64, 64, vec![1.0, 0.0, 0.0, 0.0], 0, 64).err().unwrap()), "BadInput");
+    assert_eq!(name(FaceFinder::load(lm, det).err().unwrap()), "BadModelFile");
+}

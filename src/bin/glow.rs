@@ -17,6 +17,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use glow_web::error::{GlowError, Result};
     use glow_web::model::{pixels, rng};
+    use glow_web::face::{FaceModels, FoundFace, Image, Template};
     use glow_web::{image_io, npy, reference, Model, Options, Preference, Session};
     use std::path::{Path, PathBuf};
     use std::time::Instant;
@@ -64,6 +65,14 @@ mod cli {
         /// e.g. CelebA's aligned 89x109 (or 178x218) files
         #[arg(long, conflicts_with = "fit")]
         preprocess: bool,
+        /// Find the face (face-api's tiny detector and 68 landmarks, ported) and align it to
+        /// the model's template (model.json "align"): eyes and mouth where the training
+        /// crops have them, resampled from full resolution. The detection goes to stderr
+        #[arg(long, conflicts_with_all = ["fit", "preprocess"])]
+        align: bool,
+        /// The face networks' folder (tiny_face_detector.safetensors, face_landmark_68_tiny.safetensors)
+        #[arg(long, default_value = "models/face")]
+        face_models: PathBuf,
     }
 
     #[derive(Subcommand)]
@@ -173,6 +182,39 @@ mod cli {
             #[arg(long, default_value_t = 1)]
             seed: u64,
         },
+        /// Find faces in a photo and align the best one to the model's template: prints JSON
+        /// (every face's box, score, eyes and mouth; the transform; times), writes the crop
+        /// with --out. --bench N times N runs of detection + landmarks + crop after a warm-up
+        Align {
+            #[arg(long)]
+            model: PathBuf,
+            image: PathBuf,
+            #[arg(long, default_value = "models/face")]
+            face_models: PathBuf,
+            /// Write the aligned crop (PNG, the model's size)
+            #[arg(long)]
+            out: Option<PathBuf>,
+            /// Also print the 68 landmarks of each face
+            #[arg(long)]
+            landmarks: bool,
+            #[arg(long, default_value_t = 0)]
+            bench: usize,
+        },
+        /// Measure an alignment template for a model: the mean left eye, right eye and mouth
+        /// centre of its training images, in its frame. Takes raw source images (the model's
+        /// "preprocess" crop is applied to the landmarks; the face is found in the whole
+        /// source image, zoomed out 2x into a border first) or images of the model's size.
+        /// Prints the "align" block for model.json
+        AlignTemplate {
+            #[arg(long)]
+            model: PathBuf,
+            #[arg(long, default_value = "models/face")]
+            face_models: PathBuf,
+            /// A file listing images, one path a line (relative paths: to the list's folder)
+            #[arg(long)]
+            list: Option<PathBuf>,
+            images: Vec<PathBuf>,
+        },
         /// Print the model's configuration and sizes as JSON
         Info {
             #[arg(long)]
@@ -233,11 +275,66 @@ mod cli {
         (n as f64).sqrt().ceil() as usize
     }
 
-    fn load_images(model: &Model, paths: &[PathBuf], i: &ImageArgs) -> Result<Vec<u8>> {
+    /// The face networks and the model's template, when `--align` asks for them.
+    fn aligner(model: &Model, i: &ImageArgs) -> Result<Option<(FaceModels, Template)>> {
+        if !i.align {
+            return Ok(None);
+        }
+        Ok(Some((FaceModels::load_dir(&i.face_models)?, template(model)?)))
+    }
+
+    fn template(model: &Model) -> Result<Template> {
+        let spec = model.config.align.as_ref().ok_or_else(|| {
+            GlowError::Config(format!(
+                "model '{}' has no \"align\" template; measure one with `glow align-template`, or use --fit",
+                model.config.name
+            ))
+        })?;
+        Template::new(spec, model.width(), model.height())
+    }
+
+    fn round2(p: [f64; 2]) -> [f64; 2] {
+        p.map(|v| (v * 100.0).round() / 100.0)
+    }
+
+    fn face_json(f: &FoundFace, all_points: bool) -> serde_json::Value {
+        let l = &f.landmarks;
+        let mut j = serde_json::json!({"box": f.face.bbox.map(|v| (v * 100.0).round() / 100.0), "score": (f.face.score * 1e4).round() / 1e4,
+            "left_eye": round2(l.left_eye()), "right_eye": round2(l.right_eye()), "mouth": round2(l.mouth())});
+        if all_points {
+            j["landmarks"] = l.points.iter().map(|&p| round2(p)).collect::<Vec<_>>().into();
+        }
+        j
+    }
+
+    /// Decodes a photo, finds its best face and aligns it: RGBA8 of the model's size. What was
+    /// found goes to stderr.
+    fn load_aligned(p: &Path, faces: &FaceModels, t: &Template) -> Result<Vec<u8>> {
+        let bytes = std::fs::read(p).map_err(|e| GlowError::Io(format!("{}: {e}", p.display())))?;
+        let named = |e: GlowError| match e {
+            GlowError::Image(m) => GlowError::Image(format!("{}: {m}", p.display())),
+            e => e,
+        };
+        let (w, h, rgb) = image_io::decode_rgb8(&bytes).map_err(named)?;
+        let img = Image::new(&rgb, w, h, 3)?;
+        let found = faces.find_faces(&img);
+        let best = found.first().ok_or_else(|| named(GlowError::Image(format!("no face found in the {w}x{h} image"))))?;
+        let a = glow_web::face::align_found(&img, best, t)?;
+        eprintln!(
+            "{}",
+            serde_json::json!({"image": p, "faces": found.len(), "aligned": face_json(best, false),
+                "rotation_deg": (a.transform.degrees() * 100.0).round() / 100.0, "scale": a.transform.scale()})
+        );
+        Ok(a.rgba)
+    }
+
+    fn load_images(model: &Model, paths: &[PathBuf], i: &ImageArgs, align: Option<&(FaceModels, Template)>) -> Result<Vec<u8>> {
         let (w, h) = (model.config.image.width, model.config.image.height);
         let mut all = Vec::new();
         for p in paths {
-            if i.preprocess {
+            if let Some((faces, t)) = align {
+                all.extend(load_aligned(p, faces, t)?);
+            } else if i.preprocess {
                 let spec = model.config.preprocess.as_ref().ok_or_else(|| {
                     GlowError::Config(format!("model '{}' records no preprocess; use --fit", model.config.name))
                 })?;
@@ -275,7 +372,8 @@ mod cli {
             }
             Cmd::Encode { m, i, image, out } => {
                 let s = open(&m)?;
-                let rgba = load_images(s.model(), std::slice::from_ref(&image), &i)?;
+                let align = aligner(s.model(), &i)?;
+                let rgba = load_images(s.model(), std::slice::from_ref(&image), &i, align.as_ref())?;
                 let enc = pollster::block_on(s.encode(&rgba, 1))?;
                 write(&out, &npy::write_f32(&[1, s.dim()], &enc.eps))?;
                 let mut j = serde_json::json!({"image": image, "out": out, "dim": s.dim(), "bits_per_dim": enc.bits_per_dim[0]});
@@ -307,8 +405,9 @@ mod cli {
             }
             Cmd::Bpd { m, i, draws, seed, images } => {
                 let s = open(&m)?;
+                let align = aligner(s.model(), &i)?;
                 for p in &images {
-                    let rgba = load_images(s.model(), std::slice::from_ref(p), &i)?;
+                    let rgba = load_images(s.model(), std::slice::from_ref(p), &i, align.as_ref())?;
                     let b = pollster::block_on(s.bits_per_dim(&rgba, 1, draws, seed))?;
                     let mut j = serde_json::json!({"image": p, "bits_per_dim": b.bin_centre[0], "bits_per_dim_dequantized": b.dequantized[0], "draws": draws});
                     if m.reference {
@@ -364,6 +463,8 @@ mod cli {
                         "attributes": model.directions.as_ref().map(|d| d.names.clone()).unwrap_or_default()})
                 );
             }
+            Cmd::Align { model, image, face_models, out, landmarks, bench } => align_cmd(&model, &image, &face_models, out.as_deref(), landmarks, bench)?,
+            Cmd::AlignTemplate { model, face_models, list, images } => align_template(&model, &face_models, list.as_deref(), images)?,
             Cmd::ImportOpenai { graph, out, f16, z_manipulate } => {
                 let opts = glow_web::import::ImportOptions { f16, ..Default::default() };
                 let report = glow_web::import::convert_file(&graph, &out, &opts, z_manipulate.as_deref())?;
@@ -452,4 +553,137 @@ mod cli {
         Ok(())
     }
 
+
+    fn ms_since(t: Instant) -> f64 {
+        t.elapsed().as_secs_f64() * 1e3
+    }
+
+    fn align_cmd(model: &Path, image: &Path, face_models: &Path, out: Option<&Path>, all_points: bool, bench: usize) -> Result<()> {
+        let model = Model::load_dir(model)?;
+        let t = template(&model)?;
+        let faces = FaceModels::load_dir(face_models)?;
+        let t0 = Instant::now();
+        let bytes = std::fs::read(image).map_err(|e| GlowError::Io(format!("{}: {e}", image.display())))?;
+        let (w, h, rgb) = image_io::decode_rgb8(&bytes)?;
+        let decode_ms = ms_since(t0);
+        // One run: pyramid, detection, landmarks of every face, the crop of the best.
+        let run = || -> Result<(Vec<FoundFace>, Option<glow_web::face::Aligned>, [f64; 4])> {
+            let t0 = Instant::now();
+            let img = Image::new(&rgb, w, h, 3)?;
+            let t1 = Instant::now();
+            let detected = faces.detect(&img);
+            let t2 = Instant::now();
+            let found: Vec<FoundFace> =
+                detected.iter().filter_map(|f| faces.landmarks(&img, f).ok().map(|landmarks| FoundFace { face: *f, landmarks })).collect();
+            let t3 = Instant::now();
+            let aligned = found.first().map(|f| glow_web::face::align_found(&img, f, &t)).transpose()?;
+            let times = [(t1 - t0).as_secs_f64() * 1e3, (t2 - t1).as_secs_f64() * 1e3, (t3 - t2).as_secs_f64() * 1e3, ms_since(t3)];
+            Ok((found, aligned, times))
+        };
+        let (found, aligned, first) = run()?;
+        let mut j = serde_json::json!({
+            "image": image, "size": [w, h], "decode_ms": decode_ms,
+            "faces": found.iter().map(|f| face_json(f, all_points)).collect::<Vec<_>>(),
+            "template": {"left_eye": t.left_eye, "right_eye": t.right_eye, "mouth": t.mouth, "size": [t.width, t.height]},
+            "detector_input": format!("{0}x{0}, from the pyramid level that leaves under 2x to shrink", glow_web::face::DETECTOR_INPUT),
+            "first_run_ms": {"pyramid": first[0], "detect": first[1], "landmarks": first[2], "crop": first[3], "total": first.iter().sum::<f64>()},
+        });
+        if let Some(a) = &aligned {
+            j["transform"] = serde_json::json!({"a_b_tx_ty": a.transform.to_array(), "rotation_deg": a.transform.degrees(), "scale": a.transform.scale()});
+            if let Some(out) = out {
+                image::save_buffer(out, &a.rgba, t.width as u32, t.height as u32, image::ExtendedColorType::Rgba8)
+                    .map_err(|e| GlowError::Io(format!("{}: {e}", out.display())))?;
+                j["out"] = serde_json::json!(out);
+            }
+        } else if out.is_some() {
+            return Err(GlowError::Image(format!("{}: no face found, nothing to write", image.display())));
+        }
+        if bench > 0 {
+            let mut runs: Vec<[f64; 4]> = Vec::new();
+            for _ in 0..bench {
+                runs.push(run()?.2);
+            }
+            let med = |k: Option<usize>| {
+                let mut v: Vec<f64> = runs.iter().map(|r| k.map_or(r.iter().sum(), |k| r[k])).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            j["bench"] = serde_json::json!({"runs": bench, "median_ms": {"pyramid": med(Some(0)), "detect": med(Some(1)),
+                "landmarks": med(Some(2)), "crop": med(Some(3)), "total": med(None)},
+                "note": "one thread; decode not included; every face's landmarks, the best face's crop"});
+        }
+        println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+        Ok(())
+    }
+
+    /// Image coordinates of a raw source image -> the model's frame, per its "preprocess"
+    /// (crop box, integer source multiple k, padding), or the identity for images of the
+    /// model's size.
+    fn frame_map(model: &Model, w: u32, h: u32) -> Result<(f64, [f64; 2])> {
+        if (w as usize, h as usize) == (model.width(), model.height()) {
+            return Ok((1.0, [0.0, 0.0]));
+        }
+        let spec = model.config.preprocess.as_ref().ok_or_else(|| {
+            GlowError::Image(format!("a {w}x{h} image is not the model's size and the model records no preprocess"))
+        })?;
+        let nums = |key: &str| -> Vec<f64> { spec.get(key).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default() };
+        let (src, crop, pad) = (nums("source_size"), nums("crop"), nums("pad"));
+        if src.len() != 2 || crop.len() != 4 {
+            return Err(GlowError::Config("preprocess: source_size and crop are needed".into()));
+        }
+        let k = w as f64 / src[0];
+        if k < 1.0 || k.fract() != 0.0 || h as f64 != src[1] * k {
+            return Err(GlowError::Image(format!("image is {w}x{h}: not the model's size nor a multiple of its source size {}x{}", src[0], src[1])));
+        }
+        let (left, top) = if pad.len() == 4 { (pad[2], pad[0]) } else { (0.0, 0.0) };
+        Ok((1.0 / k, [left - crop[0], top - crop[1]]))
+    }
+
+    fn align_template(model: &Path, face_models: &Path, list: Option<&Path>, mut images: Vec<PathBuf>) -> Result<()> {
+        let model = Model::load_dir(model)?;
+        let faces = FaceModels::load_dir(face_models)?;
+        if let Some(list) = list {
+            let text = std::fs::read_to_string(list).map_err(|e| GlowError::Io(format!("{}: {e}", list.display())))?;
+            let base = list.parent().unwrap_or(Path::new("."));
+            images.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| base.join(l)));
+        }
+        if images.is_empty() {
+            return Err(GlowError::Input("no images: pass them or --list".into()));
+        }
+        let (mut sum, mut sq, mut n, mut missed) = ([0f64; 6], [0f64; 6], 0u64, Vec::new());
+        let t0 = Instant::now();
+        for p in &images {
+            let bytes = std::fs::read(p).map_err(|e| GlowError::Io(format!("{}: {e}", p.display())))?;
+            let (w, h, rgb) = image_io::decode_rgb8(&bytes)?;
+            let (k, off) = frame_map(&model, w, h)?;
+            let img = Image::new(&rgb, w, h, 3)?;
+            let Some(f) = faces.find_faces_in_crop(&img).into_iter().next() else {
+                missed.push(p.display().to_string());
+                continue;
+            };
+            let pts = f.landmarks.alignment_points().map(|q| [q[0] * k + off[0], q[1] * k + off[1]]);
+            for (i, v) in pts.iter().flatten().enumerate() {
+                sum[i] += v;
+                sq[i] += v * v;
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Err(GlowError::Image("no face found in any image".into()));
+        }
+        let mean: Vec<f64> = sum.iter().map(|s| (s / n as f64 * 1000.0).round() / 1000.0).collect();
+        let sd: Vec<f64> = sum.iter().zip(&sq).map(|(s, q)| ((q / n as f64 - (s / n as f64).powi(2)).max(0.0).sqrt() * 1000.0).round() / 1000.0).collect();
+        let align = serde_json::json!({"left_eye": [mean[0], mean[1]], "right_eye": [mean[2], mean[3]], "mouth": [mean[4], mean[5]],
+            "measured_on": n, "detector": "face-api tiny 1.7.15 (tiny_face_detector + face_landmark_68_tiny, ported)"});
+        // The block must be a usable template for this model.
+        let spec: glow_web::model::config::AlignSpec = serde_json::from_value(align.clone()).map_err(|e| GlowError::Input(e.to_string()))?;
+        Template::new(&spec, model.width(), model.height())?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"align": align, "std_dev": {"left_eye": [sd[0], sd[1]], "right_eye": [sd[2], sd[3]], "mouth": [sd[4], sd[5]]},
+                "images": images.len(), "no_face": missed.len(), "no_face_examples": missed.iter().take(10).collect::<Vec<_>>(), "seconds": t0.elapsed().as_secs_f64()}))
+            .unwrap_or_default()
+        );
+        Ok(())
+    }
 }

@@ -137,12 +137,17 @@ impl Template {
     /// The similarity from image coordinates to this frame that puts the face's eyes and
     /// mouth closest to the template's.
     pub fn transform_for(&self, lm: &Landmarks) -> Result<Similarity> {
-        Similarity::fit(&lm.alignment_points(), &self.points())
+        self.transform_for_points(&lm.alignment_points())
+    }
+
+    /// As `transform_for`, from a face's left eye, right eye and mouth centre.
+    pub fn transform_for_points(&self, points: &[[f64; 2]; 3]) -> Result<Similarity> {
+        Similarity::fit(points, &self.points())
     }
 }
 
 /// The aligned crop: RGBA8 of the template's size, output pixel `q` showing image point
-/// `t^-1(q)`, area-averaged from full resolution when shrinking (`Image::resample`).
+/// `t^-1(q)`, Lanczos-3 filtered from full resolution (`Image::resample`).
 pub fn aligned_crop(img: &Image, t: &Similarity, width: usize, height: usize) -> Vec<u8> {
     let inv = t.inverse();
     img.resample(

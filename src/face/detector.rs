@@ -68,9 +68,10 @@ impl Detector {
         })
     }
 
-    /// The network on a 416x416x3 input (values 0..255): the 13x13x25 output.
-    fn forward(&self, rgb: Vec<f32>) -> Tensor {
-        let mut x = Tensor::new(INPUT_SIZE, INPUT_SIZE, 3, rgb);
+    /// The network on an n x n x 3 input (values 0..255, n a multiple of 32): the
+    /// (n/32) x (n/32) x 25 output.
+    fn forward(&self, rgb: Vec<f32>, n: usize) -> Tensor {
+        let mut x = Tensor::new(n, n, 3, rgb);
         for px in x.data.chunks_exact_mut(3) {
             for (v, m) in px.iter_mut().zip(MEAN_RGB) {
                 *v = (*v - m) / 255.0;
@@ -94,18 +95,39 @@ impl Detector {
         y
     }
 
-    /// Faces in the image, highest score first; boxes in the image's pixels.
-    pub fn detect(&self, img: &Image) -> Vec<Face> {
+    /// Faces in the image as face-api finds them with `inputSize` `n` (416 is its default),
+    /// highest score first; boxes in the image's pixels.
+    pub fn detect(&self, img: &Image, n: usize) -> Vec<Face> {
         let (w, h) = (img.width(), img.height());
         let s = w.max(h);
-        let input = img.square_input([0, 0, w, h], [0, 0], s, INPUT_SIZE);
-        let out = self.forward(input);
-        // face-api's `getReshapedInputDimensions`: the image's size inside the 416 square.
-        let scale = INPUT_SIZE as f64 / s as f64;
-        let (rw, rh) = ((w as f64 * scale).round(), (h as f64 * scale).round());
-        let (fx, fy) = (INPUT_SIZE as f64 / rw, INPUT_SIZE as f64 / rh);
+        // face-api's `getReshapedInputDimensions`: the image's size inside the n square,
+        // rounded; its boxes are relative to that, then scaled by the image's size.
+        let scale = n as f64 / s as f64;
+        let (rw, rh) = ((w as f64 * scale).round().max(1.0), (h as f64 * scale).round().max(1.0));
+        let (fx, fy) = (n as f64 / rw * w as f64, n as f64 / rh * h as f64);
+        self.run(img, s, [0, 0], n, |[x, y, bw, bh]| [x * fx, y * fy, bw * fx, bh * fy])
+    }
+
+    /// As `detect`, with the image shrunk by `factor` (> 1) and centred in the detector's
+    /// square, zero padding around it: faces too large for the detector's anchors (a face
+    /// filling the frame, a tight crop) become ones it finds.
+    pub fn detect_zoomed_out(&self, img: &Image, factor: f64) -> Vec<Face> {
+        let (w, h) = (img.width(), img.height());
+        let s = (w.max(h) as f64 * factor).round() as usize;
+        let (ox, oy) = ((s - w) / 2, (s - h) / 2);
+        let sf = s as f64;
+        self.run(img, s, [ox, oy], INPUT_SIZE, |[x, y, bw, bh]| [x * sf - ox as f64, y * sf - oy as f64, bw * sf, bh * sf])
+    }
+
+    /// The net on the image placed at `offset` in a zero square of side `s`, resized to n;
+    /// `to_pixels`
+    /// maps a box relative to the square to image pixels.
+    fn run(&self, img: &Image, s: usize, offset: [usize; 2], n: usize, to_pixels: impl Fn([f64; 4]) -> [f64; 4]) -> Vec<Face> {
+        let (w, h) = (img.width(), img.height());
+        let out = self.forward(img.square_input([0, 0, w, h], offset, s, n), n);
         let cells = out.h;
-        let mut found = Vec::new(); // (relative x, y, w, h, score)
+        let n = cells as f64;
+        let mut found = Vec::new(); // (box relative to the square, score)
         for row in 0..cells {
             for col in 0..cells {
                 for (a, &(aw, ah)) in ANCHORS.iter().enumerate() {
@@ -114,22 +136,15 @@ impl Detector {
                     if score <= SCORE_THRESHOLD {
                         continue;
                     }
-                    let n = cells as f64;
-                    let cx = (col as f64 + sigmoid(v[0] as f64)) / n * fx;
-                    let cy = (row as f64 + sigmoid(v[1] as f64)) / n * fy;
-                    let bw = (v[2] as f64).exp() * aw / n * fx;
-                    let bh = (v[3] as f64).exp() * ah / n * fy;
-                    found.push(([cx - bw / 2.0, cy - bh / 2.0, bw, bh], score));
+                    let cx = (col as f64 + sigmoid(v[0] as f64)) / n;
+                    let cy = (row as f64 + sigmoid(v[1] as f64)) / n;
+                    let bw = (v[2] as f64).exp() * aw / n;
+                    let bh = (v[3] as f64).exp() * ah / n;
+                    found.push((to_pixels([cx - bw / 2.0, cy - bh / 2.0, bw, bh]), score));
                 }
             }
         }
-        nms(&found)
-            .into_iter()
-            .map(|i| {
-                let ([x, y, bw, bh], score) = found[i];
-                Face { bbox: [x * w as f64, y * h as f64, bw * w as f64, bh * h as f64], score }
-            })
-            .collect()
+        nms(&found).into_iter().map(|i| Face { bbox: found[i].0, score: found[i].1 }).collect()
     }
 }
 
@@ -151,11 +166,9 @@ fn nms(found: &[([f64; 4], f64)]) -> Vec<usize> {
     pick
 }
 
+/// Intersection over union. (face-api compares boxes relative to the input times 416; the
+/// ratio does not depend on the frame, only its last bits do.)
 fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
-    // face-api compares boxes scaled by the input size; IoU does not change under scaling,
-    // but the rounding does, so scale as it does.
-    let s = INPUT_SIZE as f64;
-    let (a, b) = ([a[0] * s, a[1] * s, a[2] * s, a[3] * s], [b[0] * s, b[1] * s, b[2] * s, b[3] * s]);
     let w = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
     let h = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
     let inter = w * h;

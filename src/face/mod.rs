@@ -2,12 +2,16 @@
 //!
 //! Two small networks ported from @vladmandic/face-api 1.7.15 (MIT; weights converted by
 //! tools/convert_faceapi.py into models/face/): `detector` (TinyFaceDetector) and `landmarks`
-//! (FaceLandmark68TinyNet). Both reproduce face-api's arithmetic, input resizing included, so
-//! that their outputs match face-api's own (tests/face.rs against tests/fixtures/face/
-//! golden.json); the one deliberate difference is that an image shrunk by 2x or more on its
-//! way into a network is read from a 2x box pyramid (same sample positions, no aliasing).
-//! `align` fits a similarity from the eyes and the mouth to a model's template (model.json
-//! `align`) and cuts the crop from the full-resolution image with area averaging.
+//! (FaceLandmark68TinyNet). Both reproduce face-api's arithmetic, input resizing included:
+//! `detect_face_api` and `landmarks` give face-api's own results (tests/face.rs against
+//! tests/fixtures/face/golden.json), but for two deliberate differences: an image shrunk by
+//! 2x or more on its way into a network is read from a 2x box pyramid (same sample positions,
+//! no aliasing), and points are continuous coordinates (face-api's + 0.5).
+//!
+//! On top, for photos: `detect` falls back to a zoomed-out and a larger input when face-api's
+//! pass finds nothing, `find_faces` refines the landmarks from upright crops, and `align`
+//! fits a similarity from the eyes and the mouth to a model's template (model.json `align`)
+//! and cuts the crop from the full-resolution image with a Lanczos-3 filter.
 //!
 //! Points are in image pixels, continuous: the image spans `[0, w] x [0, h]`.
 
@@ -28,6 +32,14 @@ pub const DETECTOR_INPUT: usize = detector::INPUT_SIZE;
 pub const LANDMARK_INPUT: usize = landmarks::INPUT_SIZE;
 /// The detector keeps boxes scoring above this (face-api's default).
 pub const SCORE_THRESHOLD: f64 = detector::SCORE_THRESHOLD;
+
+/// How many times `find_faces` refines face-api's landmarks from an upright crop.
+pub const REFINE_PASSES: usize = 2;
+
+/// How far `detect` zooms out when face-api's pass finds nothing.
+pub const ZOOM_OUT: f64 = 2.0;
+/// The detector's input size in `detect`'s last pass, for small faces (2.1x the work).
+pub const LARGE_INPUT: usize = 608;
 
 /// The file names under models/face/.
 pub const DETECTOR_FILE: &str = "tiny_face_detector.safetensors";
@@ -107,21 +119,67 @@ impl FaceModels {
         Self::from_bytes(&read(DETECTOR_FILE)?, &read(LANDMARKS_FILE)?)
     }
 
-    /// Faces scoring above 0.5, highest first, after non-maximum suppression.
+    /// Faces scoring above 0.5, highest first, after non-maximum suppression. face-api's
+    /// detection (416x416 input); when that finds nothing, the image zoomed out by
+    /// [`ZOOM_OUT`] (centred in a zero border: finds faces that fill the frame); when that
+    /// finds nothing either, face-api's detection at [`LARGE_INPUT`] (small faces).
     pub fn detect(&self, img: &Image) -> Vec<Face> {
-        self.detector.detect(img)
+        let found = self.detector.detect(img, DETECTOR_INPUT);
+        if !found.is_empty() {
+            return found;
+        }
+        let found = self.detector.detect_zoomed_out(img, ZOOM_OUT);
+        if !found.is_empty() {
+            return found;
+        }
+        self.detector.detect(img, LARGE_INPUT)
     }
 
-    /// The 68 points of the face in `face.bbox`.
+    /// face-api's detection alone at its default input size (what tests/face.rs checks
+    /// against face-api).
+    pub fn detect_face_api(&self, img: &Image) -> Vec<Face> {
+        self.detector.detect(img, DETECTOR_INPUT)
+    }
+
+    /// Faces in a tight crop, such as a training image, where the face fills the frame: the
+    /// image zoomed out by [`ZOOM_OUT`] into a zero border first (where the detector sees it
+    /// as a face in a photo), face-api's pass if that finds nothing. What `glow
+    /// align-template` measures templates with.
+    pub fn find_faces_in_crop(&self, img: &Image) -> Vec<FoundFace> {
+        let mut faces = self.detector.detect_zoomed_out(img, ZOOM_OUT);
+        if faces.is_empty() {
+            faces = self.detector.detect(img, DETECTOR_INPUT);
+        }
+        self.with_landmarks(img, faces)
+    }
+
+    /// The 68 points of the face in `face.bbox`: face-api's landmarks (half a pixel apart:
+    /// see `Landmarker::landmarks`).
     pub fn landmarks(&self, img: &Image, face: &Face) -> Result<Landmarks> {
         self.landmarker.landmarks(img, face)
     }
 
-    /// Every face with its landmarks, highest score first.
+    /// The landmarks again from an upright crop placed by `lm` ([`REFINE_PASSES`] times in
+    /// `find_faces`).
+    pub fn refine(&self, img: &Image, lm: &Landmarks) -> Result<Landmarks> {
+        self.landmarker.refine(img, lm)
+    }
+
+    /// Every face with its landmarks (face-api's, then refined), highest score first.
     pub fn find_faces(&self, img: &Image) -> Vec<FoundFace> {
-        self.detect(img)
+        self.with_landmarks(img, self.detect(img))
+    }
+
+    fn with_landmarks(&self, img: &Image, faces: Vec<Face>) -> Vec<FoundFace> {
+        faces
             .into_iter()
-            .filter_map(|face| self.landmarks(img, &face).ok().map(|landmarks| FoundFace { face, landmarks }))
+            .filter_map(|face| {
+                let mut lm = self.landmarks(img, &face).ok()?;
+                for _ in 0..REFINE_PASSES {
+                    lm = self.refine(img, &lm).ok()?;
+                }
+                Some(FoundFace { face, landmarks: lm })
+            })
             .collect()
     }
 

@@ -36,8 +36,8 @@ const SMALLEST_INPUT: usize = 112;
 
 impl<'a> Image<'a> {
     /// Checks the view (`channels` 3 or 4, the byte count, the size limits) and builds the
-    /// pyramid levels a network input could need: down to where the longer side is still
-    /// at least 224 (2 x 112).
+    /// pyramid levels a network input could need: halving while the longer side is at least
+    /// 224 (so the last level is under 2x the landmark net's 112).
     pub fn new(data: &'a [u8], width: u32, height: u32, channels: u32) -> Result<Self> {
         if channels != 3 && channels != 4 {
             return Err(GlowError::Image(format!("{channels} channels: expected RGB (3) or RGBA (4)")));
@@ -60,7 +60,7 @@ impl<'a> Image<'a> {
             )));
         }
         let mut img = Image { data, w: width as usize, h: height as usize, channels: channels as usize, levels: Vec::new() };
-        while img.level_size(img.levels.len()).0.max(img.level_size(img.levels.len()).1) >= 2 * 2 * SMALLEST_INPUT {
+        while img.level_size(img.levels.len()).0.max(img.level_size(img.levels.len()).1) >= 2 * SMALLEST_INPUT {
             let next = img.halve(img.levels.len());
             img.levels.push(next);
         }
@@ -159,28 +159,68 @@ impl<'a> Image<'a> {
         out
     }
 
+    /// A network's input read along a map: input pixel `(j, i)` is the image at `map(j, i)`
+    /// (continuous coordinates), bilinear, from the pyramid level that leaves under 2x of
+    /// `shrink` (image pixels per input pixel); 0 where `keep(j, i)` is false (padding) or the
+    /// point is outside the image. RGB values 0..255, HWC.
+    pub fn warped_input(&self, n: usize, shrink: f64, map: impl Fn(f64, f64) -> [f64; 2], keep: impl Fn(f64, f64) -> bool) -> Vec<f32> {
+        let k = self.level_for(shrink);
+        let (lw, lh) = self.level_size(k);
+        let f = (1u64 << k) as f64;
+        let mut out = vec![0f32; n * n * 3];
+        for i in 0..n {
+            for j in 0..n {
+                let (jf, iff) = (j as f64, i as f64);
+                let [x, y] = map(jf, iff);
+                if !keep(jf, iff) || !(0.0..=self.w as f64).contains(&x) || !(0.0..=self.h as f64).contains(&y) {
+                    continue;
+                }
+                let (a, b) = (x / f - 0.5, y / f - 0.5);
+                let (a0, b0) = (a.floor(), b.floor());
+                let (fa, fb) = (a - a0, b - b0);
+                let cx = |v: f64| v.clamp(0.0, (lw - 1) as f64) as usize;
+                let cy = |v: f64| v.clamp(0.0, (lh - 1) as f64) as usize;
+                let (x0, x1, y0, y1) = (cx(a0), cx(a0 + 1.0), cy(b0), cy(b0 + 1.0));
+                for c in 0..3 {
+                    let top = self.px(k, x0, y0, c) as f64 * (1.0 - fa) + self.px(k, x1, y0, c) as f64 * fa;
+                    let bottom = self.px(k, x0, y1, c) as f64 * (1.0 - fa) + self.px(k, x1, y1, c) as f64 * fa;
+                    out[(i * n + j) * 3 + c] = (top * (1.0 - fb) + bottom * fb) as f32;
+                }
+            }
+        }
+        out
+    }
+
     /// RGBA8 of `out_w` x `out_h`: output pixel centre `q` shows the image around `inv(q)`
-    /// (`inv` maps output coordinates to image coordinates, scaling by `1 / scale`).
-    /// Shrinking (`1 / scale` > 1 image pixels per output pixel), each output pixel is the
-    /// area average of the image over its footprint: a square of side `1 / scale` around
-    /// `inv(q)`, axis-aligned in the image, partial pixels weighed by their overlap (as
-    /// `image_io`'s `--fit` averages). Enlarging, it is bilinear. Outside the image the edge
-    /// pixels repeat.
+    /// (`inv` maps output coordinates to image coordinates and enlarges by `1 / scale`, the
+    /// image pixels per output pixel). Lanczos-3, stretched by that factor when shrinking
+    /// (so it is an antialiasing filter), along the image's axes; edge pixels repeat outside
+    /// the image. Shrinking by more than 8x, it reads the pyramid level that leaves 4x to 8x,
+    /// so a 12-megapixel photo costs the same as a small one.
     pub fn resample(&self, inv: impl Fn(f64, f64) -> (f64, f64), scale: f64, out_w: usize, out_h: usize) -> Vec<u8> {
         let side = 1.0 / scale;
+        let mut k = 0;
+        while side / (1u64 << k) as f64 >= 8.0 && k < self.levels.len() {
+            k += 1;
+        }
+        let f = (1u64 << k) as f64;
+        let (lw, lh) = self.level_size(k);
+        // Capped at 16 (96 taps a side): beyond the last level that only happens when the
+        // whole image shrinks to a few output pixels.
+        let stretch = (side / f).clamp(1.0, 16.0);
         let mut out = vec![255u8; out_w * out_h * 4];
         let (mut wx, mut wy) = (Vec::new(), Vec::new());
         for i in 0..out_h {
             for j in 0..out_w {
                 let (x, y) = inv(j as f64 + 0.5, i as f64 + 0.5);
-                footprint(x, side, self.w, &mut wx);
-                footprint(y, side, self.h, &mut wy);
+                lanczos_taps(x / f, stretch, lw, &mut wx);
+                lanczos_taps(y / f, stretch, lh, &mut wy);
                 let mut acc = [0f64; 3];
                 for &(yy, fy) in &wy {
                     for &(xx, fx) in &wx {
-                        let p = &self.data[(yy * self.w + xx) * self.channels..][..3];
-                        for c in 0..3 {
-                            acc[c] += fy * fx * p[c] as f64;
+                        let w = fy * fx;
+                        for (c, a) in acc.iter_mut().enumerate() {
+                            *a += w * self.px(k, xx, yy, c) as f64;
                         }
                     }
                 }
@@ -191,6 +231,38 @@ impl<'a> Image<'a> {
             }
         }
         out
+    }
+}
+
+/// Lanczos-3 weights (normalised to sum 1) of the pixels around continuous position `c` along
+/// an axis of `len` pixels, the kernel stretched by `stretch` (>= 1); indices clamped to the
+/// edges.
+fn lanczos_taps(c: f64, stretch: f64, len: usize, out: &mut Vec<(usize, f64)>) {
+    out.clear();
+    let x = c - 0.5; // in pixel-index units: pixel i's centre is at i
+    let r = 3.0 * stretch;
+    let (lo, hi) = ((x - r).ceil() as i64, (x + r).floor() as i64);
+    let mut total = 0.0;
+    for i in lo..=hi {
+        let w = lanczos3((i as f64 - x) / stretch);
+        // Zeros of the kernel come out as 1e-17; leave them out.
+        if w.abs() > 1e-12 {
+            out.push((i.clamp(0, len as i64 - 1) as usize, w));
+            total += w;
+        }
+    }
+    out.iter_mut().for_each(|p| p.1 /= total);
+}
+
+fn lanczos3(t: f64) -> f64 {
+    let t = t.abs();
+    if t < 1e-9 {
+        1.0
+    } else if t >= 3.0 {
+        0.0
+    } else {
+        let p = std::f64::consts::PI * t;
+        3.0 * p.sin() * (p / 3.0).sin() / (p * p)
     }
 }
 
@@ -236,45 +308,20 @@ fn axis_taps(n: usize, s: usize, offset: usize, w0: usize, wlen: usize, k: usize
         .collect()
 }
 
-/// The image pixels under `[c - side/2, c + side/2]` along one axis of length `len` and their
-/// weights (summing to 1): overlaps when `side` >= 1, linear interpolation otherwise. Indices
-/// past the ends are clamped to the edge pixels.
-fn footprint(c: f64, side: f64, len: usize, out: &mut Vec<(usize, f64)>) {
-    out.clear();
-    let last = len as i64 - 1;
-    let clamp = |i: i64| i.clamp(0, last) as usize;
-    if side > 1.0 {
-        let (a, b) = (c - side / 2.0, c + side / 2.0);
-        let mut i = a.floor() as i64;
-        while (i as f64) < b {
-            let w = b.min(i as f64 + 1.0) - a.max(i as f64);
-            if w > 1e-12 {
-                out.push((clamp(i), w / side));
-            }
-            i += 1;
-        }
-    } else {
-        let x = c - 0.5;
-        let i = x.floor();
-        let f = x - i;
-        out.push((clamp(i as i64), 1.0 - f));
-        out.push((clamp(i as i64 + 1), f));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn footprint_weights_sum_to_one_and_cover_the_box() {
+    fn lanczos_weights_sum_to_one_and_interpolate_at_centres() {
         let mut v = Vec::new();
-        footprint(10.25, 3.0, 100, &mut v);
-        assert_eq!(v.iter().map(|p| p.0).collect::<Vec<_>>(), vec![8, 9, 10, 11]);
+        lanczos_taps(10.5, 1.0, 100, &mut v); // exactly on pixel 10's centre
+        assert_eq!(v, vec![(10, 1.0)]);
+        lanczos_taps(10.25, 2.5, 100, &mut v);
         assert!((v.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
-        footprint(0.2, 0.5, 100, &mut v);
-        assert_eq!(v[0].0, 0); // clamped at the edge
-        assert!((v.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(v.len() >= 14);
+        lanczos_taps(0.2, 1.0, 100, &mut v);
+        assert!(v.iter().all(|p| p.0 < 100));
     }
 
     #[test]
@@ -296,12 +343,14 @@ mod tests {
         let (w, h) = (1024usize, 512usize);
         let data: Vec<u8> = (0..w * h).flat_map(|i| [((i % w) / 4) as u8; 3]).collect();
         let img = Image::new(&data, w as u32, h as u32, 3).unwrap();
-        assert!(img.levels.len() >= 2);
+        assert_eq!(img.levels.len(), 3);
         let x = img.square_input([0, 0, w, h], [0, 0], w, 128);
         for j in 4..120 {
-            // Level 0 would read column j * 8 exactly: value floor(j * 8 / 4) = 2j... but the
-            // ramp steps every 4 pixels, so compare with the mean ramp value around it.
-            let want = (j * 8) as f32 / 4.0 - 0.375;
+            // Level 0 would read column 8j, value floor(8j / 4) = 2j. The ramp steps every 4
+            // columns, so level 3 (8x8 means) holds 2a + 0.5 at column a; the same position,
+            // 8j + 0.5 in continuous coordinates, is (8j + 0.5) / 8 - 0.5 = j - 0.4375
+            // there, where the levels' values interpolate to 2j - 0.375.
+            let want = (2 * j) as f32 - 0.375;
             assert!((x[j * 3] - want).abs() < 0.6, "column {j}: {} vs {want}", x[j * 3]);
         }
     }

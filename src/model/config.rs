@@ -66,6 +66,9 @@ pub struct AlignSpec {
     /// Which detector measured them.
     #[serde(default)]
     pub detector: Option<String>,
+    /// How, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 fn default_weights() -> String {
