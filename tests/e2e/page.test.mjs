@@ -30,6 +30,30 @@ function landscapeImage() {
   return { name: 'landscape.png', mimeType: 'image/png', buffer };
 }
 
+/** RGBA pixels as a one-frame Y4M video (4:2:0, full-range BT.601), for a fake camera. */
+function toY4m(rgba, w, h) {
+  const y = Buffer.alloc(w * h), u = Buffer.alloc((w / 2) * (h / 2)), v = Buffer.alloc((w / 2) * (h / 2));
+  const clamp = (x) => Math.max(0, Math.min(255, Math.round(x)));
+  for (let j = 0; j < h; j++) {
+    for (let i = 0; i < w; i++) {
+      const k = (j * w + i) * 4;
+      y[j * w + i] = clamp(0.299 * rgba[k] + 0.587 * rgba[k + 1] + 0.114 * rgba[k + 2]);
+    }
+  }
+  for (let j = 0; j < h / 2; j++) {
+    for (let i = 0; i < w / 2; i++) {
+      let r = 0, g = 0, b = 0;
+      for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+        const k = ((2 * j + dy) * w + 2 * i + dx) * 4;
+        r += rgba[k] / 4; g += rgba[k + 1] / 4; b += rgba[k + 2] / 4;
+      }
+      u[j * (w / 2) + i] = clamp(128 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+      v[j * (w / 2) + i] = clamp(128 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+    }
+  }
+  return Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`), Buffer.from('FRAME\n'), y, u, v]);
+}
+
 async function main() {
   assert(fs.existsSync(path.join(DIST, 'index.html')), 'dist/index.html is missing: run ./build.sh build first');
   fs.mkdirSync(OUT, { recursive: true });
@@ -417,7 +441,66 @@ async function main() {
       return text.slice(0, 70);
     });
 
+    // A face for a fake camera: the CelebA face turned 15 degrees and enlarged 3x on a
+    // 640x480 gradient, composed in the page and written as a Y4M video (Chromium plays it as
+    // the camera with --use-file-for-fake-video-capture).
+    const y4m = path.join(OUT, 'camera-face.y4m');
+    if (image.name.endsWith('.jpg')) {
+      const rgba = await page.evaluate(async (bytes) => {
+        const img = await createImageBitmap(new Blob([new Uint8Array(bytes)]));
+        const c = new OffscreenCanvas(640, 480);
+        const g = c.getContext('2d');
+        const grad = g.createLinearGradient(0, 0, 640, 480);
+        grad.addColorStop(0, '#55708c');
+        grad.addColorStop(1, '#bfa98a');
+        g.fillStyle = grad;
+        g.fillRect(0, 0, 640, 480);
+        g.translate(360, 230);
+        g.rotate((15 * Math.PI) / 180);
+        g.scale(3, 3);
+        g.drawImage(img, -img.width / 2, -img.height / 2);
+        const d = g.getImageData(0, 0, 640, 480).data;
+        let s = '';
+        for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
+        return btoa(s);
+      }, [...image.buffer]);
+      fs.writeFileSync(y4m, toY4m(Buffer.from(rgba, 'base64'), 640, 480));
+    }
+
     await context.close();
+
+    await check('the webcam: the box follows the face in the live video, and the photo taken is aligned', async () => {
+      if (!fs.existsSync(y4m)) return 'SKIPPED: no CelebA face to film';
+      const cam = await chromium.launch({ executablePath: BROWSER, headless: !process.env.GLOW_E2E_HEADED,
+        args: [...BASE_ARGS, '--disable-gpu', `--use-file-for-fake-video-capture=${y4m}`] });
+      try {
+        const ctx = await cam.newContext({ viewport: { width: 1280, height: 900 } });
+        const p = await ctx.newPage();
+        watch(p, origin, log);
+        await p.goto(`${origin}/?grid=1`);
+        await p.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: WAIT });
+        await p.click('#camera');
+        await p.waitForSelector('#camera-box:not([hidden])', { timeout: WAIT });
+        const angle = await p.$eval('#camera-box', (b) => Number(b.dataset.angle));
+        const note = await p.textContent('#camera-note');
+        await p.locator('#you').scrollIntoViewIfNeeded();
+        await shot(p, '02d-camera-tracking.png');
+        // The video is shown mirrored, so the face turned +15 degrees is turned -15 on screen.
+        assert(Math.abs(angle + 15) < 6, `the live box is turned ${angle.toFixed(1)} degrees, the face -15 on screen`);
+        // The box's centre is on the face (x mirrored: 640 - 360 = 280 of 640, y about 230 of 480).
+        const b = await p.$eval('#camera-box', (e) => { const r = e.getBoundingClientRect(); const v = e.parentElement.getBoundingClientRect(); return [(r.x + r.width / 2 - v.x) / v.width, (r.y + r.height / 2 - v.y) / v.height]; });
+        assert(Math.abs(b[0] - 280 / 640) < 0.08 && Math.abs(b[1] - 230 / 480) < 0.12, `the live box's centre is at ${b.map((v) => v.toFixed(2))} of the video`);
+        const n = await renders(p, '#you-result');
+        await p.click('#snap');
+        await waitRenders(p, '#you-result', n);
+        const crop = await p.$eval('#crop', (e) => parseFloat((e.style.transform.match(/rotate\(([-\d.e]+)rad\)/) || [0, 0])[1]) * 180 / Math.PI);
+        assert(Math.abs(crop + 15) < 6, `the photo's box is turned ${crop.toFixed(1)} degrees`);
+        await ctx.close();
+        return `live box turned ${angle.toFixed(1)} deg at ${b.map((v) => v.toFixed(2))}; photo box ${crop.toFixed(1)} deg; "${note.slice(0, 40)}"`;
+      } finally {
+        await cam.close();
+      }
+    });
 
     // A browser without WebGPU's flags and without a GPU: what a visitor without WebGPU has.
     // (Hiding navigator.gpu with an init script would not reach the engine's worker.)

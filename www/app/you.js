@@ -3,12 +3,17 @@
 // resized to the model's size, encoded to its exact latent, reconstructed, and scored in
 // bits/dim with a scale that says what the number means.
 
-import { drawImage } from '../glow/client.js';
+import { drawImage, isSuperseded } from '../glow/client.js';
 import { $, el, input, canvas, button, busy, bump, showError, clearError } from './ui.js';
 
 /** @typedef {import('./store.js').Store} Store */
 
 const MAX_SOURCE = 1024;
+// Live webcam tracking reads frames this large (long side) and at most this often: the
+// detector takes tens of ms on such a frame in wasm, and the box only needs to keep up with
+// a head, not with every frame.
+const TRACK_SIDE = 480;
+const TRACK_MS = 150;
 
 /** @param {{store: Store, writeUrl: () => void}} ctx */
 export function mount({ store }) {
@@ -396,13 +401,66 @@ export function mount({ store }) {
     /** @type {MediaStream | null} */
     let stream = null;
     const video = /** @type {HTMLVideoElement} */ ($('video'));
+    // Each camera session has a number; the tracking loop of an older one stops.
+    let session = 0;
     const stop = () => {
+      session++;
       if (stream) for (const t of stream.getTracks()) t.stop();
       stream = null;
       video.srcObject = null;
+      $('camera-box').hidden = true;
+      $('camera-note').textContent = '';
       $('camera-panel').hidden = true;
       if (!source) $('drop-empty').hidden = false;
       else $('stage').hidden = false;
+    };
+    /**
+     * While the camera runs: finds the face in the current frame a few times a second and
+     * shows, on the (mirrored) video, the box that "Take photo" will align to it.
+     */
+    const track = async (/** @type {number} */ me) => {
+      const small = document.createElement('canvas');
+      const ctx = /** @type {CanvasRenderingContext2D} */ (small.getContext('2d', { willReadFrequently: true }));
+      const boxEl = $('camera-box');
+      while (me === session) {
+        const started = performance.now();
+        const client = store.state.client;
+        const i = client ? client.info : null;
+        if (client && i && i.config.align && video.videoWidth) {
+          const k = Math.min(1, TRACK_SIDE / Math.max(video.videoWidth, video.videoHeight));
+          const W = Math.max(1, Math.round(video.videoWidth * k));
+          const H = Math.max(1, Math.round(video.videoHeight * k));
+          if (small.width !== W || small.height !== H) { small.width = W; small.height = H; }
+          // Mirrored like the video on screen and like the photo "Take photo" makes.
+          ctx.setTransform(-1, 0, 0, 1, W, 0);
+          ctx.drawImage(video, 0, 0, W, H);
+          ctx.setTransform(1, 0, 0, 1, 0, 0);
+          /** @type {{transform: number[] | null}[] | null} */
+          let faces = null;
+          try {
+            faces = await client.detectFaces(ctx.getImageData(0, 0, W, H).data, W, H, { key: 'camera-faces', priority: 2 });
+          } catch (e) {
+            if (!isSuperseded(e)) { showError('you', e); return; }
+          }
+          if (me !== session) return;
+          const f = faces && faces.find((x) => x.transform);
+          if (faces) {
+            boxEl.hidden = !f;
+            $('camera-note').textContent = f ? 'Face found: the box follows it. Take the photo when it sits right.' : 'No face in view yet.';
+          }
+          if (f) {
+            const b = boxOf(/** @type {number[]} */ (f.transform), i.width, i.height);
+            const h = (b.w * i.height) / i.width;
+            boxEl.style.left = `${(100 * (b.cx - b.w / 2)) / W}%`;
+            boxEl.style.top = `${(100 * (b.cy - h / 2)) / H}%`;
+            boxEl.style.width = `${(100 * b.w) / W}%`;
+            boxEl.style.height = `${(100 * h) / H}%`;
+            boxEl.style.transform = `rotate(${b.angle}rad)`;
+            boxEl.dataset.angle = String((b.angle * 180) / Math.PI);
+          }
+        }
+        await new Promise((r) => setTimeout(r, Math.max(16, TRACK_MS - (performance.now() - started))));
+      }
     };
     $('camera').addEventListener('click', async () => {
       clearError('you');
@@ -416,6 +474,7 @@ export function mount({ store }) {
       $('drop-empty').hidden = true;
       $('stage').hidden = true;
       $('camera-panel').hidden = false;
+      track(++session);
     });
     $('camera-cancel').addEventListener('click', stop);
     $('snap').addEventListener('click', () => {
