@@ -15,7 +15,7 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ROOT, DIST, OUT, GRID, WAIT, LIMIT_S, BROWSER, BASE_ARGS, GPU_ARGS, serve, testImage, canvasStats,
+  ROOT, DIST, OUT, GRID, WAIT, LIMIT_S, BROWSER, BASE_ARGS, GPU_ARGS, serve, testImage, canvasStats, composePhoto,
   renders, waitRenders, idle, check, summary, assert, watch, results, png,
 } from './harness.mjs';
 
@@ -201,28 +201,14 @@ async function main() {
       const plain = parseFloat(await page.textContent('#you-bpd'));
       assert(Number(await page.$eval('#stage', (s) => s.dataset.faces || 0)) >= 1, 'no face found in the CelebA photo');
       const n = await renders(page, '#you-result');
-      // The same face, turned 18 degrees and enlarged 2.5x, on a 900x700 gradient: made in the
-      // page, with nearest-neighbour sampling, so that the test adds no blur of its own (a
-      // smoothed enlargement alone lowers bits/dim by about 0.12).
-      const dt = await page.evaluateHandle(async (bytes) => {
-        const img = await createImageBitmap(new Blob([new Uint8Array(bytes)]));
-        const c = new OffscreenCanvas(900, 700);
-        const g = c.getContext('2d');
-        const grad = g.createLinearGradient(0, 0, 900, 700);
-        grad.addColorStop(0, '#6a7f99');
-        grad.addColorStop(1, '#c9b48f');
-        g.fillStyle = grad;
-        g.fillRect(0, 0, 900, 700);
-        g.translate(560, 330);
-        g.rotate((18 * Math.PI) / 180);
-        g.scale(2.5, 2.5);
-        g.imageSmoothingEnabled = false;
-        g.drawImage(img, -img.width / 2, -img.height / 2);
-        const blob = await c.convertToBlob({ type: 'image/png' });
+      // The same face, turned 18 degrees and enlarged 2.5x (nearest neighbour) on a 900x700
+      // gradient, dropped on the page.
+      const turned = await composePhoto(page, image.buffer, { width: 900, height: 700, x: 560, y: 330, degrees: 18, scale: 2.5, smooth: false });
+      const dt = await page.evaluateHandle((bytes) => {
         const d = new DataTransfer();
-        d.items.add(new File([blob], 'turned.png', { type: 'image/png' }));
+        d.items.add(new File([new Uint8Array(bytes)], 'turned.png', { type: 'image/png' }));
         return d;
-      }, [...image.buffer]);
+      }, [...turned]);
       await page.dispatchEvent('#drop', 'drop', { dataTransfer: dt });
       await waitRenders(page, '#you-result', n);
       const angle = await page.$eval('#crop', (b) => parseFloat((b.style.transform.match(/rotate\(([-\d.e]+)rad\)/) || [0, 0])[1]) * 180 / Math.PI);
@@ -446,25 +432,8 @@ async function main() {
     // the camera with --use-file-for-fake-video-capture).
     const y4m = path.join(OUT, 'camera-face.y4m');
     if (image.name.endsWith('.jpg')) {
-      const rgba = await page.evaluate(async (bytes) => {
-        const img = await createImageBitmap(new Blob([new Uint8Array(bytes)]));
-        const c = new OffscreenCanvas(640, 480);
-        const g = c.getContext('2d');
-        const grad = g.createLinearGradient(0, 0, 640, 480);
-        grad.addColorStop(0, '#55708c');
-        grad.addColorStop(1, '#bfa98a');
-        g.fillStyle = grad;
-        g.fillRect(0, 0, 640, 480);
-        g.translate(360, 230);
-        g.rotate((15 * Math.PI) / 180);
-        g.scale(3, 3);
-        g.drawImage(img, -img.width / 2, -img.height / 2);
-        const d = g.getImageData(0, 0, 640, 480).data;
-        let s = '';
-        for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
-        return btoa(s);
-      }, [...image.buffer]);
-      fs.writeFileSync(y4m, toY4m(Buffer.from(rgba, 'base64'), 640, 480));
+      const rgba = await composePhoto(page, image.buffer, { width: 640, height: 480, x: 360, y: 230, degrees: 15, scale: 3, rgba: true });
+      fs.writeFileSync(y4m, toY4m(rgba, 640, 480));
     }
 
     await context.close();
