@@ -68,7 +68,11 @@ function describeBackend() {
   const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}` : `CPU engine (WebAssembly, ${client.workers.length} worker${client.workers.length > 1 ? 's' : ''})`];
   if (msPerImage !== null) parts.push(`${msPerImage < 10 ? msPerImage.toFixed(1) : Math.round(msPerImage)} ms per image`);
   setStatus(parts.join(' · '), i.reason);
-  $('backend-why').textContent = i.reason;
+  // The engine's reason can carry the browser's raw adapter text (a list of every graphics
+  // API it lacks): the first clause on the page, all of it on hover.
+  const cut = i.reason.indexOf(' (');
+  $('backend-why').textContent = i.reason.length > 90 && cut > 0 ? i.reason.slice(0, cut) : i.reason;
+  $('backend-why').title = i.reason;
 }
 
 let verb = 'Downloading';
