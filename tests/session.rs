@@ -82,7 +82,7 @@ fn profile_covers_every_dispatch() {
 fn directions_share_one_length() {
     use glow_web::{Options, Preference, Session};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/celeba-64x64-additive");
-    let s = Session::open(&dir, Options { backend: Preference::Cpu, batch: 1, threads: 0 }).unwrap();
+    let s = Session::open(&dir, Options { backend: Preference::Cpu, batch: 1, ..Options::default() }).unwrap();
     let d = s.dim();
     let names = s.attribute_names();
     assert_eq!(names.len(), 40);

@@ -17,7 +17,7 @@ mod cli {
     use clap::{Parser, Subcommand};
     use glow_web::error::{GlowError, Result};
     use glow_web::model::{pixels, rng};
-    use glow_web::{image_io, npy, reference, Model, Options, Preference, Session};
+    use glow_web::{image_io, npy, reference, GpuWeights, Model, Options, Preference, Session};
     use std::path::{Path, PathBuf};
     use std::time::Instant;
 
@@ -52,6 +52,10 @@ mod cli {
         /// (0: one per core)
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// How the GPU engine stores conv weights: f16 (half the memory; arithmetic stays f32),
+        /// f32, or auto (f16 when the model's weights are f16 values, as in the shipped models)
+        #[arg(long, default_value = "auto")]
+        gpu_weights: String,
     }
 
     #[derive(clap::Args, Clone)]
@@ -202,9 +206,12 @@ mod cli {
 
     /// Loads the model and opens a session on the chosen backend, saying which and why.
     fn open(m: &ModelArgs) -> Result<Session> {
-        let opts = Options { backend: Preference::parse(&m.backend)?, batch: m.batch, threads: m.threads };
+        let opts = Options { backend: Preference::parse(&m.backend)?, batch: m.batch, threads: m.threads, gpu_weights: GpuWeights::parse(&m.gpu_weights)? };
         let s = pollster::block_on(Session::new(load_model(m)?, opts))?;
         eprintln!("glow: {} backend: {}", s.backend().name(), s.reason());
+        if let Some(g) = s.engine().gpu() {
+            eprintln!("glow: GPU weights: {}", g.weights().reason);
+        }
         Ok(s)
     }
 
@@ -415,7 +422,7 @@ mod cli {
         let gpu = s.engine().gpu();
         let (encode_dispatches, decode_dispatches) = gpu.map_or((0, 0), |g| g.dispatch_counts());
         let kernels_json = match (kernels, gpu) {
-            (true, Some(g)) => pollster::block_on(glow_web::engine::kernel_bench::conv_classes(g.context(), model, b))?,
+            (true, Some(g)) => pollster::block_on(glow_web::engine::kernel_bench::conv_classes(g.context(), model, b, g.weights().format))?,
             (true, None) => "kernel benchmarks need the GPU backend (--backend gpu)".into(),
             _ => serde_json::Value::Null,
         };
@@ -437,6 +444,11 @@ mod cli {
                 "adapter": s.device(),
                 "backend": s.backend().name(),
                 "backend_reason": s.reason(),
+                "gpu_weights": gpu.map(|g| {
+                    let w = g.weights();
+                    serde_json::json!({"format": w.format.name(), "reason": w.reason, "bytes": w.bytes, "conv_weight_bytes": w.conv_weight_bytes,
+                        "weights_not_f16_values": w.f16_loss.inexact, "f16_max_rel_change": w.f16_loss.max_rel_change})
+                }),
                 "model": model.config.name,
                 "batch": b,
                 "gflop_per_image": flop / 1e9,
