@@ -47,6 +47,15 @@ fn backends_agree() {
     }
 }
 
+#[test]
+fn gpu_weight_formats() {
+    if gpu() {
+        let ctx = Arc::new(pollster::block_on(GpuContext::new()).unwrap());
+        assert!(ctx.f16_weights || std::env::var_os("CI").is_none(), "lavapipe in CI unpacks f16");
+        pollster::block_on(cases::gpu_weight_formats(ctx));
+    }
+}
+
 /// The timestamp profile covers every dispatch once, and its convs add up to the model's
 /// FLOP count (so the per-layer GFLOP/s that `glow bench --profile` prints are sound).
 /// lavapipe has timestamp queries, so in CI this cannot pass by returning early.

@@ -31,6 +31,15 @@ async fn backends_agree() {
     cases::backends_agree(ctx).await;
 }
 
+/// f16 weights on SwiftShader (unpack2x16float, no shader-f16 feature there).
+#[wasm_bindgen_test]
+#[allow(clippy::arc_with_non_send_sync)] // the browser runs one thread
+async fn gpu_weight_formats() {
+    let ctx = std::sync::Arc::new(glow_web::GpuContext::new().await.expect("WebGPU"));
+    assert!(ctx.f16_weights, "WebGPU has unpack2x16float in core WGSL");
+    cases::gpu_weight_formats(ctx).await;
+}
+
 /// The `name` of the JS `Error` a call threw.
 fn name(e: JsValue) -> String {
     js_sys::Error::from(e).name().into()

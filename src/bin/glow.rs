@@ -446,7 +446,7 @@ mod cli {
                 "backend_reason": s.reason(),
                 "gpu_weights": gpu.map(|g| {
                     let w = g.weights();
-                    serde_json::json!({"format": w.format.name(), "reason": w.reason, "bytes": w.bytes, "conv_weight_bytes": w.conv_weight_bytes,
+                    serde_json::json!({"format": w.format.name(), "reason": w.reason, "bytes": w.bytes, "conv_weight_bytes": w.conv_weight_bytes, "affine_weight_bytes_f32": w.affine_weight_bytes,
                         "weights_not_f16_values": w.f16_loss.inexact, "f16_max_rel_change": w.f16_loss.max_rel_change})
                 }),
                 "model": model.config.name,

@@ -139,8 +139,11 @@ pub struct WeightInfo {
     /// Bytes of every parameter buffer on the GPU: conv weights, biases (and the f16
     /// path's per-channel factors), edge tables, the top prior.
     pub bytes: u64,
-    /// Of which the conv weight matrices.
+    /// Of which the weight matrices of the coupling nets' and priors' convs (stored in
+    /// `format`)...
     pub conv_weight_bytes: u64,
+    /// ... and those of the step affine maps and their inverses (always f32).
+    pub affine_weight_bytes: u64,
     /// What storing the convs' weights in f16 loses (against the folded f32 weights),
     /// whether or not f16 was used.
     pub f16_loss: F16Loss,
@@ -426,10 +429,11 @@ impl GpuEngine {
             steps.push(v);
             priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c, 0, true, false)));
         }
-        let convs = || steps.iter().flatten().flatten().chain(priors.iter().flatten());
-        let conv_weight_bytes: u64 = convs().map(|cb| cb.weight.size()).sum();
-        let bytes = conv_weight_bytes + convs().map(|cb| cb.bias.size() + if cb.has_edge { cb.edge.size() } else { 0 }).sum::<u64>() + buffers.top.size();
-        let weights = WeightInfo { format, reason, bytes, conv_weight_bytes, f16_loss };
+        let all = || steps.iter().flatten().flatten().chain(priors.iter().flatten());
+        let affine_weight_bytes: u64 = steps.iter().flatten().map(|w| w[0].weight.size() + w[1].weight.size()).sum();
+        let conv_weight_bytes = all().map(|cb| cb.weight.size()).sum::<u64>() - affine_weight_bytes;
+        let bytes = all().map(|cb| cb.weight.size() + cb.bias.size() + if cb.has_edge { cb.edge.size() } else { 0 }).sum::<u64>() + buffers.top.size();
+        let weights = WeightInfo { format, reason, bytes, conv_weight_bytes, affine_weight_bytes, f16_loss };
 
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
         let affine = cfg.coupling == Coupling::Affine;
