@@ -89,6 +89,8 @@ pub async fn conv_classes(ctx: &GpuContext, model: &Model, batch: usize, format:
         ("level0 step affine (C -> C)", s.c, s.c, s.c, 1, false, false),
     ];
     for (name, cin, in_stride, cout, ksize, relu, edge) in shapes {
+        // The step affine maps stay f32 in every format (GpuWeights), so they are timed so.
+        let format = if name.contains("affine") { WeightFormat::F32 } else { format };
         let v = time_conv(ctx, m, s.h, s.w, cin, in_stride, cout, ksize, relu, edge, w, format).await?;
         let g = v["gflop_per_s"].as_f64().unwrap_or(0.0);
         classes.push(serde_json::json!({"class": name, "result": v, "fraction_of_matmul": g / limit}));
