@@ -37,6 +37,9 @@ async fn backends_agree() {
 async fn gpu_weight_formats() {
     let ctx = std::sync::Arc::new(glow_web::GpuContext::new().await.expect("WebGPU"));
     assert!(ctx.f16_weights, "WebGPU has unpack2x16float in core WGSL");
+    // Whether this adapter would have offered `enable f16` instead (README: SwiftShader has not).
+    let native = ctx.device.features().contains(wgpu::Features::SHADER_F16);
+    web_sys::console::log_1(&format!("f16 weights via unpack2x16float; shader-f16 on this device: {native}").into());
     cases::gpu_weight_formats(ctx).await;
 }
 

@@ -98,7 +98,8 @@ impl Conv {
             let (u, h) = self.unscaled(i);
             let rel = if u == 0.0 { 0.0 } else { (h - u).abs() / u.abs() };
             // Up to 2^-20 is the fold's rounding of an f16 value, not a rounding to f16.
-            if !(rel <= 1.0 / (1u64 << 20) as f64) {
+            // (Beyond f16's range `h` is infinite, and so is `rel`.)
+            if rel > 1.0 / (1u64 << 20) as f64 {
                 loss.inexact += 1;
                 loss.max_rel_change = loss.max_rel_change.max(if h.is_finite() { rel } else { f64::INFINITY });
             }
