@@ -23,7 +23,7 @@ pub mod session;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use engine::{Backend, Preference};
+pub use engine::{Backend, GpuWeights, Preference};
 pub use error::{GlowError, Result};
 pub use gpu::GpuContext;
 pub use model::Model;

@@ -6,7 +6,7 @@
 
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::GpuEngine;
-use crate::engine::{AdapterSummary, Backend, Engine, Latents, Preference};
+use crate::engine::{AdapterSummary, Backend, Engine, GpuWeights, Latents, Preference};
 use crate::error::{GlowError, Result};
 use crate::gpu::GpuContext;
 use crate::model::flow::Encoded;
@@ -28,11 +28,14 @@ pub struct Options {
     /// The CPU engine's threads (0: one per core), over which it spreads a call's images and
     /// each image's convs. Ignored by the GPU engine, and in wasm32 (one thread).
     pub threads: usize,
+    /// How the GPU engine stores the convs' weights (f16 or f32; `auto`: f16 when the
+    /// model's weights are f16 values). Ignored by the CPU engine.
+    pub gpu_weights: GpuWeights,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { backend: Preference::Auto, batch: 4, threads: 0 }
+        Options { backend: Preference::Auto, batch: 4, threads: 0, gpu_weights: GpuWeights::Auto }
     }
 }
 
@@ -107,7 +110,7 @@ impl Session {
         let (backend, mut reason) = Backend::choose(opts.backend, summary.as_ref().map_err(|e| e.as_str()));
         let engine: Box<dyn Engine> = match backend {
             Backend::Cpu => Box::new(CpuEngine::with_threads(&model, opts.threads)),
-            Backend::Gpu => match GpuEngine::new(ctx?, &model, opts.batch).await {
+            Backend::Gpu => match GpuEngine::with_weights(ctx?, &model, opts.batch, opts.gpu_weights).await {
                 Ok(g) => Box::new(g),
                 // Auto picked a hardware GPU that cannot hold this model: the CPU engine
                 // still can, and the reason says so.

@@ -246,7 +246,7 @@ impl GlowModel {
     pub async fn bench_kernels(&self, batch: u32) -> Result<JsValue, JsValue> {
         let s = self.session.clone();
         let Some(g) = s.engine().gpu() else { return Ok(JsValue::NULL) };
-        let v = crate::engine::kernel_bench::conv_classes(g.context(), s.model(), batch.clamp(1, 64) as usize).await.map_err(js_err)?;
+        let v = crate::engine::kernel_bench::conv_classes(g.context(), s.model(), batch.clamp(1, 64) as usize, g.weights().format).await.map_err(js_err)?;
         Ok(JsValue::from_str(&v.to_string()))
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 use common::{assert_close, Tol};
-use glow_web::gpu::kernels::conv::{self, Combine, Conv2dParams, ConvKernel, ConvVariant};
+use glow_web::gpu::kernels::conv::{self, Combine, Conv2dParams, ConvKernel, ConvVariant, WeightFormat};
 use glow_web::gpu::kernels::coupling::{Coupling, CouplingParams};
 use glow_web::gpu::kernels::im2col::Im2col;
 use glow_web::gpu::kernels::image::{ImageIn, ImageOut, ImageParams};
@@ -78,66 +78,85 @@ fn conv2d_matches_reference_on_awkward_shapes() {
         (1, 8, 8, 128, 6, 3, false, true, 128, 0, 6, 0),
     ];
     for (batch, h, w, cin, cout, ksize, relu, edge, in_stride, in_offset, out_stride, out_offset) in cases {
-        let conv = Conv {
-            ksize,
-            cin,
-            cout,
-            weight: r.vec(ksize * ksize * cin * cout),
-            bias: r.vec(cout),
-            edge: edge.then(|| r.vec(EDGE_CLASSES * cout)),
-            relu,
-        };
         let m = batch * h * w;
         let input = r.vec(m * in_stride);
         let init_out = r.vec(m * out_stride);
-        let g = ops::Geometry { batch, h, w, in_stride, in_offset, out_stride, out_offset };
-        let mut stored = init_out.clone();
-        ops::conv2d(&conv, g, &input, &mut stored);
-        let p = Conv2dParams {
-            batch: batch as u32,
-            h: h as u32,
-            w: w as u32,
-            cin: cin as u32,
-            cout: cout as u32,
-            in_stride: in_stride as u32,
-            in_offset: in_offset as u32,
-            out_stride: out_stride as u32,
-            out_offset: out_offset as u32,
-            m: m as u32,
-            ..Default::default()
-        };
-        let edge_buf = conv.edge.clone().unwrap_or(vec![0.0; 4]);
-        // Every variant that fits the shape, each with its own weight layout.
-        let cin4 = cin.div_ceil(4) * 4;
-        let vec_in = in_stride % 4 == 0 && in_offset % 4 == 0 && in_offset + cin4 <= in_stride;
-        let vec_out = cout % 4 == 0 && out_stride % 4 == 0 && out_offset % 4 == 0;
-        let mut variants = vec![ConvVariant::Scalar];
-        if vec_in {
-            variants.push(ConvVariant::Skinny);
-            if vec_out {
-                variants.push(ConvVariant::Vec4);
-            }
+        let weight = r.vec(ksize * ksize * cin * cout);
+        let bias = r.vec(cout);
+        let edge_table = edge.then(|| r.vec(EDGE_CLASSES * cout));
+        // f16 storage: f16 values and a per-output-channel factor in [0.5, 1.5), applied by
+        // the epilogue; the reference runs the same conv with the factor folded in (f32).
+        let scale: Vec<f32> = (0..cout).map(|_| 1.0 + 0.5 * r.f()).collect();
+        let halves: Vec<f32> = weight.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+        for format in [WeightFormat::F32, WeightFormat::F16] {
+            let (stored, folded, bias_buf) = match format {
+                WeightFormat::F32 => (weight.clone(), weight.clone(), bias.clone()),
+                WeightFormat::F16 => {
+                    let folded = halves.iter().enumerate().map(|(i, &v)| v * scale[i % cout]).collect();
+                    (halves.clone(), folded, [bias.as_slice(), &scale].concat())
+                }
+            };
+            let conv = Conv { ksize, cin, cout, weight: folded, bias: bias.clone(), edge: edge_table.clone(), relu, out_scale: None };
+            let g = ops::Geometry { batch, h, w, in_stride, in_offset, out_stride, out_offset };
+            let mut want_stored = init_out.clone();
+            ops::conv2d(&conv, g, &input, &mut want_stored);
+            conv_variants_match(&ctx, &conv, &stored, &bias_buf, format, g, &input, &init_out, &want_stored);
         }
-        assert_eq!(conv::variant(&p), *variants.last().unwrap(), "the engine picks the most specialised variant");
-        for v in variants {
-            let wl = conv::weights(v, ksize * ksize, cin, cout, &conv.weight);
-            let storage = vec![bytes(&input), bytes(&wl), bytes(&conv.bias), bytes(&edge_buf), bytes(&init_out)];
-            // Store, and the fused additive coupling: add to / subtract from what the
-            // output holds (only the conv's own channels change).
-            for (combine, sign) in [(Combine::Store, 0.0), (Combine::Add, 1.0), (Combine::Subtract, -1.0)] {
-                let mut want = stored.clone();
-                if sign != 0.0 {
-                    for p in 0..m {
-                        for co in 0..cout {
-                            let i = p * out_stride + out_offset + co;
-                            want[i] = init_out[i] + sign * stored[i];
-                        }
+    }
+}
+
+/// Runs every conv variant that fits the shape (each with its own weight layout of
+/// `stored`, in `format`) with store, add and subtract, against the reference's result.
+#[allow(clippy::too_many_arguments)]
+fn conv_variants_match(ctx: &GpuContext, conv: &Conv, stored: &[f32], bias: &[f32], format: WeightFormat, g: ops::Geometry, input: &[f32], init_out: &[f32], want_stored: &[f32]) {
+    let ops::Geometry { batch, h, w, in_stride, in_offset, out_stride, out_offset } = g;
+    let (ksize, cin, cout, relu) = (conv.ksize, conv.cin, conv.cout, conv.relu);
+    let edge = conv.edge.is_some();
+    let m = batch * h * w;
+    let p = Conv2dParams {
+        batch: batch as u32,
+        h: h as u32,
+        w: w as u32,
+        cin: cin as u32,
+        cout: cout as u32,
+        in_stride: in_stride as u32,
+        in_offset: in_offset as u32,
+        out_stride: out_stride as u32,
+        out_offset: out_offset as u32,
+        m: m as u32,
+        ..Default::default()
+    };
+    let edge_buf = conv.edge.clone().unwrap_or(vec![0.0; 4]);
+    // Every variant that fits the shape, each with its own weight layout.
+    let cin4 = cin.div_ceil(4) * 4;
+    let vec_in = in_stride % 4 == 0 && in_offset % 4 == 0 && in_offset + cin4 <= in_stride;
+    let vec_out = cout % 4 == 0 && out_stride % 4 == 0 && out_offset % 4 == 0;
+    let mut variants = vec![ConvVariant::Scalar];
+    if vec_in {
+        variants.push(ConvVariant::Skinny);
+        if vec_out {
+            variants.push(ConvVariant::Vec4);
+        }
+    }
+    assert_eq!(conv::variant(&p), *variants.last().unwrap(), "the engine picks the most specialised variant");
+    for v in variants {
+        let wl = conv::weights(v, ksize * ksize, cin, cout, stored);
+        let storage = vec![bytes(input), conv::weight_bytes(format, &wl), bytes(bias), bytes(&edge_buf), bytes(init_out)];
+        // Store, and the fused additive coupling: add to / subtract from what the
+        // output holds (only the conv's own channels change).
+        for (combine, sign) in [(Combine::Store, 0.0), (Combine::Add, 1.0), (Combine::Subtract, -1.0)] {
+            let mut want = want_stored.to_vec();
+            if sign != 0.0 {
+                for p in 0..m {
+                    for co in 0..cout {
+                        let i = p * out_stride + out_offset + co;
+                        want[i] = init_out[i] + sign * want_stored[i];
                     }
                 }
-                let key = ConvKernel { variant: v, ksize: ksize as u32, relu, edge, combine };
-                let got = floats(&pollster::block_on(run_kernel(&ctx, &key, &storage, bytemuck::bytes_of(&p), None, key.groups(&p), 4)).unwrap());
-                assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
             }
+            let key = ConvKernel { variant: v, ksize: ksize as u32, relu, edge, combine, format };
+            let got = floats(&pollster::block_on(run_kernel(ctx, &key, &storage, bytemuck::bytes_of(&p), None, key.groups(&p), 4)).unwrap());
+            assert_close(&format!("{} {batch}x{h}x{w} {cin}->{cout}", key.label()), &got, &want, CONV_TOL);
         }
     }
 }

@@ -47,6 +47,15 @@ fn backends_agree() {
     }
 }
 
+#[test]
+fn gpu_weight_formats() {
+    if gpu() {
+        let ctx = Arc::new(pollster::block_on(GpuContext::new()).unwrap());
+        assert!(ctx.f16_weights || std::env::var_os("CI").is_none(), "lavapipe in CI unpacks f16");
+        pollster::block_on(cases::gpu_weight_formats(ctx));
+    }
+}
+
 /// The timestamp profile covers every dispatch once, and its convs add up to the model's
 /// FLOP count (so the per-layer GFLOP/s that `glow bench --profile` prints are sound).
 /// lavapipe has timestamp queries, so in CI this cannot pass by returning early.
@@ -82,7 +91,7 @@ fn profile_covers_every_dispatch() {
 fn directions_share_one_length() {
     use glow_web::{Options, Preference, Session};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/celeba-64x64-additive");
-    let s = Session::open(&dir, Options { backend: Preference::Cpu, batch: 1, threads: 0 }).unwrap();
+    let s = Session::open(&dir, Options { backend: Preference::Cpu, batch: 1, ..Options::default() }).unwrap();
     let d = s.dim();
     let names = s.attribute_names();
     assert_eq!(names.len(), 40);

@@ -31,6 +31,18 @@ async fn backends_agree() {
     cases::backends_agree(ctx).await;
 }
 
+/// f16 weights on SwiftShader (unpack2x16float, no shader-f16 feature there).
+#[wasm_bindgen_test]
+#[allow(clippy::arc_with_non_send_sync)] // the browser runs one thread
+async fn gpu_weight_formats() {
+    let ctx = std::sync::Arc::new(glow_web::GpuContext::new().await.expect("WebGPU"));
+    assert!(ctx.f16_weights, "WebGPU has unpack2x16float in core WGSL");
+    // Whether this adapter would have offered `enable f16` instead (README: SwiftShader has not).
+    let native = ctx.device.features().contains(wgpu::Features::SHADER_F16);
+    web_sys::console::log_1(&format!("f16 weights via unpack2x16float; shader-f16 on this device: {native}").into());
+    cases::gpu_weight_formats(ctx).await;
+}
+
 /// The `name` of the JS `Error` a call threw.
 fn name(e: JsValue) -> String {
     js_sys::Error::from(e).name().into()

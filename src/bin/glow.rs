@@ -18,7 +18,7 @@ mod cli {
     use glow_web::error::{GlowError, Result};
     use glow_web::model::{pixels, rng};
     use glow_web::face::{FaceModels, FoundFace, Image, Template};
-    use glow_web::{image_io, npy, reference, Model, Options, Preference, Session};
+    use glow_web::{image_io, npy, reference, GpuWeights, Model, Options, Preference, Session};
     use std::path::{Path, PathBuf};
     use std::time::Instant;
 
@@ -53,6 +53,10 @@ mod cli {
         /// (0: one per core)
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// How the GPU engine stores conv weights: f16 (half the memory; arithmetic stays f32),
+        /// f32, or auto (f16 when the model's weights are f16 values, as in the shipped models)
+        #[arg(long, default_value = "auto")]
+        gpu_weights: String,
     }
 
     #[derive(clap::Args, Clone)]
@@ -151,6 +155,11 @@ mod cli {
             /// (where the adapter has them), summed per level and layer
             #[arg(long)]
             profile: bool,
+            /// Instead: the GPU engine with f16 and with f32 weights on one adapter, calls
+            /// alternating between them (a fair comparison on a shared machine): weight
+            /// bytes, ms per image, and how far f16's eps, bits/dim and decodes are from f32's
+            #[arg(long)]
+            compare_weights: bool,
         },
         /// Move one sampled face along attribute directions: one row per attribute
         Manipulate {
@@ -244,9 +253,12 @@ mod cli {
 
     /// Loads the model and opens a session on the chosen backend, saying which and why.
     fn open(m: &ModelArgs) -> Result<Session> {
-        let opts = Options { backend: Preference::parse(&m.backend)?, batch: m.batch, threads: m.threads };
+        let opts = Options { backend: Preference::parse(&m.backend)?, batch: m.batch, threads: m.threads, gpu_weights: GpuWeights::parse(&m.gpu_weights)? };
         let s = pollster::block_on(Session::new(load_model(m)?, opts))?;
         eprintln!("glow: {} backend: {}", s.backend().name(), s.reason());
+        if let Some(g) = s.engine().gpu() {
+            eprintln!("glow: GPU weights: {}", g.weights().reason);
+        }
         Ok(s)
     }
 
@@ -417,7 +429,8 @@ mod cli {
                     println!("{j}");
                 }
             }
-            Cmd::Bench { m, runs, kernels, profile } => bench(&m, runs, kernels, profile)?,
+            Cmd::Bench { m, runs, compare_weights: true, .. } => bench_weights(&m, runs)?,
+            Cmd::Bench { m, runs, kernels, profile, .. } => bench(&m, runs, kernels, profile)?,
             Cmd::Manipulate { m, attributes, amounts, temperature, seed, out } => {
                 let s = open(&m)?;
                 let names = s.attribute_names();
@@ -480,6 +493,83 @@ mod cli {
         serde_json::json!({"median_ms": pick(0.5), "p90_ms": pick(0.9), "min_ms": v[0], "runs": v.len()})
     }
 
+    /// `glow bench --compare-weights`: f16 against f32 weights on the GPU engine.
+    fn bench_weights(m: &ModelArgs, runs: usize) -> Result<()> {
+        use std::sync::Arc;
+        let model = load_model(m)?;
+        let ctx = Arc::new(pollster::block_on(glow_web::GpuContext::new())?);
+        let b = m.batch;
+        let open = |w| {
+            let opts = Options { backend: Preference::Gpu, batch: b, threads: m.threads, gpu_weights: w };
+            pollster::block_on(Session::with_context(model.clone(), opts, Ok(ctx.clone())))
+        };
+        let sessions = [open(GpuWeights::F16)?, open(GpuWeights::F32)?];
+        let d = model.dim();
+        let temps = sessions[1].temperatures(0.7, &[])?;
+        let ones = sessions[1].temperatures(1.0, &[])?;
+        let eps = rng::random_eps(1, b, d);
+        // Images to encode: the f32 engine's decodes of the latents, quantized.
+        let rgba = pollster::block_on(sessions[1].decode(&eps, b, &temps, true))?;
+        let decode = |s: &Session| pollster::block_on(s.decode_x(&eps, b, &temps));
+        let encode = |s: &Session| pollster::block_on(s.encode(&rgba, b));
+        for s in &sessions {
+            for _ in 0..2 {
+                decode(s)?;
+                encode(s)?;
+            }
+        }
+        // Calls alternate between the formats, so both see the same share of a busy machine.
+        let mut times = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+        for _ in 0..runs.max(1) {
+            for (i, s) in sessions.iter().enumerate() {
+                let t = Instant::now();
+                decode(s)?;
+                times[i][0].push(t.elapsed().as_secs_f64() * 1e3 / b as f64);
+                let t = Instant::now();
+                encode(s)?;
+                times[i][1].push(t.elapsed().as_secs_f64() * 1e3 / b as f64);
+            }
+        }
+        let (x16, x32) = (decode(&sessions[0])?, decode(&sessions[1])?);
+        let (e16, e32) = (encode(&sessions[0])?, encode(&sessions[1])?);
+        let back = pollster::block_on(sessions[0].decode_x(&e16.eps, b, &ones))?;
+        let c = &model.config;
+        let x_in = pixels::image_to_x(&rgba, c.image.channels as usize, c.n_bits);
+        let bpd = e16.bits_per_dim.iter().zip(&e32.bits_per_dim).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let row = |i: usize| {
+            let w = sessions[i].engine().gpu().map(|g| g.weights().clone());
+            serde_json::json!({
+                "format": w.as_ref().map(|w| w.format.name()),
+                "parameter_bytes": w.as_ref().map(|w| w.bytes),
+                "conv_weight_bytes": w.as_ref().map(|w| w.conv_weight_bytes),
+                "affine_weight_bytes_f32": w.as_ref().map(|w| w.affine_weight_bytes),
+                "decode_ms_per_image": stats(times[i][0].clone()),
+                "encode_ms_per_image": stats(times[i][1].clone()),
+            })
+        };
+        let f16_lossless = sessions[0].engine().gpu().map(|g| g.weights().f16_loss.inexact == 0);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "adapter": ctx.adapter_description(),
+                "model": c.name,
+                "batch": b,
+                "f16": row(0),
+                "f32": row(1),
+                "f16_weights_are_the_files_values": f16_lossless,
+                "f16_vs_f32": {
+                    "eps_max_abs_diff": max_diff(&e16.eps, &e32.eps),
+                    "bits_per_dim_max_abs_diff": bpd,
+                    "decode_max_abs_diff": max_diff(&x16, &x32),
+                    "f16_round_trip_max_abs_diff": max_diff(&back, &x_in),
+                },
+                "note": format!("ms per image over {} calls each, alternating f16 and f32, readback included; diffs over the {b} images the f32 engine decodes from seed 1 at T = 0.7", runs.max(1)),
+            }))
+            .unwrap_or_default()
+        );
+        Ok(())
+    }
+
     fn bench(m: &ModelArgs, runs: usize, kernels: bool, profile: bool) -> Result<()> {
         let t0 = Instant::now();
         let s = open(m)?;
@@ -516,7 +606,7 @@ mod cli {
         let gpu = s.engine().gpu();
         let (encode_dispatches, decode_dispatches) = gpu.map_or((0, 0), |g| g.dispatch_counts());
         let kernels_json = match (kernels, gpu) {
-            (true, Some(g)) => pollster::block_on(glow_web::engine::kernel_bench::conv_classes(g.context(), model, b))?,
+            (true, Some(g)) => pollster::block_on(glow_web::engine::kernel_bench::conv_classes(g.context(), model, b, g.weights().format))?,
             (true, None) => "kernel benchmarks need the GPU backend (--backend gpu)".into(),
             _ => serde_json::Value::Null,
         };
@@ -538,6 +628,11 @@ mod cli {
                 "adapter": s.device(),
                 "backend": s.backend().name(),
                 "backend_reason": s.reason(),
+                "gpu_weights": gpu.map(|g| {
+                    let w = g.weights();
+                    serde_json::json!({"format": w.format.name(), "reason": w.reason, "bytes": w.bytes, "conv_weight_bytes": w.conv_weight_bytes, "affine_weight_bytes_f32": w.affine_weight_bytes,
+                        "weights_not_f16_values": w.f16_loss.inexact, "f16_max_rel_change": w.f16_loss.max_rel_change})
+                }),
                 "model": model.config.name,
                 "batch": b,
                 "gflop_per_image": flop / 1e9,

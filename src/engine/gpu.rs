@@ -3,7 +3,7 @@
 //! one command buffer with one compute pass, and reads back once.
 
 use crate::error::{GlowError, Result};
-use crate::gpu::kernels::conv::{Combine, ConvLayout};
+use crate::gpu::kernels::conv::{Combine, ConvLayout, WeightFormat};
 use crate::gpu::kernels::coupling::{Coupling as CouplingKernel, CouplingParams};
 use crate::gpu::kernels::image::{self, ImageIn, ImageOut, ImageParams};
 use crate::gpu::kernels::prior::{Prior, PriorParams};
@@ -12,10 +12,10 @@ use crate::gpu::kernels::rng::Rng;
 use crate::gpu::kernels::squeeze::{Squeeze, SqueezeParams};
 use crate::gpu::kernels::{CallParams, Kernel, KernelCache};
 use crate::gpu::GpuContext;
-use crate::model::fold::Conv;
+use crate::model::fold::{Conv, F16Loss};
 use crate::model::flow::{finish, split_geometry, Encoded};
 use crate::model::{Coupling, FoldedModel, Model};
-use super::{Backend, Engine, Job, Latents};
+use super::{Backend, Engine, GpuWeights, Job, Latents};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
@@ -128,8 +128,30 @@ pub fn profile_summary(times: &[DispatchTime], limit: Option<f64>, passes: usize
         "note": format!("one compute pass per dispatch, stamped at its start and end; each dispatch's best of {passes} calls")})
 }
 
+/// How a GPU plan stores its weights, for `glow bench` and the tests.
+#[derive(Debug, Clone)]
+pub struct WeightInfo {
+    /// The format of the coupling nets' and priors' conv weights (the step affine maps are
+    /// always f32: see `GpuWeights`).
+    pub format: WeightFormat,
+    /// Why this format (what was asked for, and for `auto` what decided it).
+    pub reason: String,
+    /// Bytes of every parameter buffer on the GPU: conv weights, biases (and the f16
+    /// path's per-channel factors), edge tables, the top prior.
+    pub bytes: u64,
+    /// Of which the weight matrices of the coupling nets' and priors' convs (stored in
+    /// `format`)...
+    pub conv_weight_bytes: u64,
+    /// ... and those of the step affine maps and their inverses (always f32).
+    pub affine_weight_bytes: u64,
+    /// What storing the convs' weights in f16 loses (against the folded f32 weights),
+    /// whether or not f16 was used.
+    pub f16_loss: F16Loss,
+}
+
 pub struct GpuEngine {
     ctx: Arc<GpuContext>,
+    weights: WeightInfo,
     model: FoldedModel,
     batch: usize,
     buffers: Buffers,
@@ -274,8 +296,14 @@ fn init(device: &wgpu::Device, label: &str, data: &[f32]) -> wgpu::Buffer {
 }
 
 impl GpuEngine {
-    /// Builds the static plan for `model` at `batch` images per dispatch.
+    /// Builds the static plan for `model` at `batch` images per dispatch, with the weight
+    /// format `GpuWeights::Auto` picks.
     pub async fn new(ctx: Arc<GpuContext>, model: &Model, batch: usize) -> Result<Self> {
+        Self::with_weights(ctx, model, batch, GpuWeights::Auto).await
+    }
+
+    /// Builds the static plan, storing the convs' weights as `weights` asks.
+    pub async fn with_weights(ctx: Arc<GpuContext>, model: &Model, batch: usize, want: GpuWeights) -> Result<Self> {
         if batch == 0 || batch > 1024 {
             return Err(GlowError::Input(format!("batch {batch} must be 1..=1024")));
         }
@@ -321,20 +349,63 @@ impl GpuEngine {
             }),
         };
         let dummy = init(device, "no_edge", &[0.0; 4]);
+        // The convs that may be stored in f16: every one but the step affine maps.
+        let mut f16_loss = F16Loss::default();
+        for lev in &fm.levels {
+            for s in &lev.steps {
+                for c in [&s.f1, &s.f2, &s.f3] {
+                    f16_loss.add(c.f16_loss());
+                }
+            }
+            if let Some(p) = &lev.prior {
+                f16_loss.add(p.f16_loss());
+            }
+        }
+        let (format, reason) = match want {
+            GpuWeights::F32 => (WeightFormat::F32, "f32, as asked".to_string()),
+            GpuWeights::F16 if !ctx.f16_weights => {
+                return Err(GlowError::Gpu("f16 weights asked for, but the adapter cannot unpack f16 in shaders (no SHADER_F16_IN_F32)".into()));
+            }
+            GpuWeights::Auto if !ctx.f16_weights => (WeightFormat::F32, "f32: the adapter cannot unpack f16 in shaders".to_string()),
+            GpuWeights::F16 if f16_loss.max_rel_change.is_infinite() => {
+                return Err(GlowError::Input("f16 weights asked for, but some weights are beyond f16's range (65504)".into()));
+            }
+            GpuWeights::F16 => (WeightFormat::F16, format!("f16, as asked ({} weights rounded to f16)", f16_loss.inexact)),
+            GpuWeights::Auto if f16_loss.inexact == 0 => (WeightFormat::F16, "f16: the model's weights are f16 values, so f16 storage loses nothing".to_string()),
+            GpuWeights::Auto => (
+                WeightFormat::F32,
+                format!("f32: {} of the model's weights are not f16 values (stored in f32); --gpu-weights f16 would round them", f16_loss.inexact),
+            ),
+        };
         // Weights are laid out for the kernel variant that will read them, which depends
         // on the strides of the buffers the conv reads and writes.
         // `cols_ok`: the conv may use the h2 buffer as im2col scratch (it neither reads nor
         // writes h2); then a 3x3 conv whose input channels are not a multiple of 4 becomes
         // im2col + a 1x1 conv over ceil(9 cin / 4) * 4 channels (no masked vec4 lanes).
-        let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize, out_offset: usize, cols_ok: bool| {
-            let layout = ConvLayout::new(c.ksize as u32, c.cin, c.cout, &c.weight, in_stride, out_stride, out_offset, cols_ok.then_some(width));
+        // `format` applies to every conv but the step affine maps (`affine: true`).
+        let upload = |label: &str, c: &Conv, in_stride: usize, out_stride: usize, out_offset: usize, cols_ok: bool, affine: bool| {
+            let scratch = cols_ok.then_some(width);
+            let (layout, bias) = match format {
+                WeightFormat::F16 if !affine => {
+                    // f16 values with the per-output-channel factor apart, after the bias.
+                    let split = c.f16_split();
+                    let layout = ConvLayout::new(c.ksize as u32, c.cin, c.cout, &split.weight, format, in_stride, out_stride, out_offset, scratch);
+                    (layout, [c.bias.as_slice(), &split.scale].concat())
+                }
+                _ => (ConvLayout::new(c.ksize as u32, c.cin, c.cout, &c.weight, WeightFormat::F32, in_stride, out_stride, out_offset, scratch), c.bias.clone()),
+            };
+            let weight = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&format!("{label}.weight")),
+                contents: &layout.weight_bytes(),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
             ConvBuffers {
-                weight: init(device, &format!("{label}.weight"), &layout.weights),
+                weight,
                 layout,
                 relu: c.relu,
                 has_edge: c.edge.is_some(),
                 flop_per_pixel: 2.0 * (c.ksize * c.ksize * c.cin * c.cout) as f64,
-                bias: init(device, &format!("{label}.bias"), &c.bias),
+                bias: init(device, &format!("{label}.bias"), &bias),
                 edge: c.edge.as_ref().map_or_else(|| dummy.clone(), |e| init(device, &format!("{label}.edge"), e)),
             }
         };
@@ -347,17 +418,22 @@ impl GpuEngine {
             for (k, s) in lev.steps.iter().enumerate() {
                 let p = format!("L{l}/S{k}");
                 v.push([
-                    upload(&format!("{p}/affine"), &s.forward, c, c, 0, false),
-                    upload(&format!("{p}/affine_inv"), &s.inverse, c, c, 0, false),
-                    upload(&format!("{p}/f1"), &s.f1, c, width, 0, true),
-                    upload(&format!("{p}/f2"), &s.f2, width, width, 0, false),
+                    upload(&format!("{p}/affine"), &s.forward, c, c, 0, false, true),
+                    upload(&format!("{p}/affine_inv"), &s.inverse, c, c, 0, false, true),
+                    upload(&format!("{p}/f1"), &s.f1, c, width, 0, true, false),
+                    upload(&format!("{p}/f2"), &s.f2, width, width, 0, false, false),
                     // Additive: f3 adds into z2 of the state itself (coupling_ops).
-                    if fm.config.coupling == Coupling::Affine { upload(&format!("{p}/f3"), &s.f3, width, s.f3.cout, 0, false) } else { upload(&format!("{p}/f3"), &s.f3, width, c, c / 2, false) },
+                    if fm.config.coupling == Coupling::Affine { upload(&format!("{p}/f3"), &s.f3, width, s.f3.cout, 0, false, false) } else { upload(&format!("{p}/f3"), &s.f3, width, c, c / 2, false, false) },
                 ]);
             }
             steps.push(v);
-            priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c, 0, true)));
+            priors.push(lev.prior.as_ref().map(|p| upload(&format!("L{l}/prior"), p, c, c, 0, true, false)));
         }
+        let all = || steps.iter().flatten().flatten().chain(priors.iter().flatten());
+        let affine_weight_bytes: u64 = steps.iter().flatten().map(|w| w[0].weight.size() + w[1].weight.size()).sum();
+        let conv_weight_bytes = all().map(|cb| cb.weight.size()).sum::<u64>() - affine_weight_bytes;
+        let bytes = all().map(|cb| cb.weight.size() + cb.bias.size() + if cb.has_edge { cb.edge.size() } else { 0 }).sum::<u64>() + buffers.top.size();
+        let weights = WeightInfo { format, reason, bytes, conv_weight_bytes, affine_weight_bytes, f16_loss };
 
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
         let affine = cfg.coupling == Coupling::Affine;
@@ -462,7 +538,7 @@ impl GpuEngine {
         db.push("image_out".into(), ImageOut, vec![b.x.clone(), b.image_out.clone()], img, image::groups(&img));
         let (mut decode_ops, _u2, _k) = db.finish(&call);
         let rng_op = decode_ops.remove(0);
-        Ok(GpuEngine { ctx: ctx.clone(), model: fm, batch, buffers, encode_ops, decode_ops, rng_op, image_in_op })
+        Ok(GpuEngine { ctx: ctx.clone(), weights, model: fm, batch, buffers, encode_ops, decode_ops, rng_op, image_in_op })
     }
 }
 
@@ -493,6 +569,10 @@ impl GpuEngine {
 
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
+    }
+    /// How the weights are stored, and how many bytes they take on the GPU.
+    pub fn weights(&self) -> &WeightInfo {
+        &self.weights
     }
     /// Number of dispatches in one encode and one decode of given latents (for
     /// benchmarks and tests).

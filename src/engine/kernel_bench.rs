@@ -2,7 +2,7 @@
 //! the adapter's matmul limit (the best large square f32 matmul our own kernels reach)
 //! and each level-0 conv class of a model, timed the way the engine runs it.
 
-use crate::gpu::kernels::conv::{Combine, ConvLayout};
+use crate::gpu::kernels::conv::{Combine, ConvLayout, WeightFormat};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::single::run_kernel_timed;
 use crate::gpu::GpuContext;
@@ -40,19 +40,21 @@ async fn time_kernel(ctx: &GpuContext, key: &dyn Kernel, groups: (u32, u32, u32)
 }
 
 /// Times one conv shape the way the engine runs it: one conv kernel, or for a 3x3 conv
-/// whose input channels are not a multiple of 4 (and fit `width`), im2col + a 1x1 conv.
+/// whose input channels are not a multiple of 4 (and fit `width`), im2col + a 1x1 conv;
+/// weights stored in `format`.
 #[allow(clippy::too_many_arguments)]
-pub async fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usize, in_stride: usize, cout: usize, ksize: u32, relu: bool, edge: bool, width: usize) -> Result<serde_json::Value> {
+pub async fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usize, in_stride: usize, cout: usize, ksize: u32, relu: bool, edge: bool, width: usize, format: WeightFormat) -> Result<serde_json::Value> {
     let f = |n: usize| bytemuck::cast_slice::<f32, u8>(&vec![0.01f32; n]).to_vec();
     let k = (ksize * ksize) as usize * cin;
     let flop = 2.0 * (m * k * cout) as f64;
     let reps = ((2e9 / flop) as usize).clamp(1, 50);
     let batch = m / (h * w);
     // The same layout decision as the engine's (ConvLayout), with placeholder weights.
-    let layout = ConvLayout::new(ksize, cin, cout, &vec![0.01; k * cout], in_stride, cout, 0, (width > 0).then_some(width));
+    let layout = ConvLayout::new(ksize, cin, cout, &vec![0.01; k * cout], format, in_stride, cout, 0, (width > 0).then_some(width));
     let (pre, p) = layout.params(batch, h, w, in_stride, cout, 0);
     let kernel = layout.kernel(relu, edge, Combine::Store);
-    let storage = [f(m * p.in_stride as usize), f(layout.weights.len()), f(cout), f(16 * cout), f(m * cout)];
+    // The bias buffer has room for the f16 format's per-channel factors after the bias.
+    let storage = [f(m * p.in_stride as usize), layout.weight_bytes(), f(2 * cout), f(16 * cout), f(m * cout)];
     let ms_c = time_kernel(ctx, &kernel, kernel.groups(&p), &storage, bytemuck::bytes_of(&p), reps).await?;
     let (label, ms) = match pre {
         Some((im2col, pi)) => {
@@ -64,16 +66,21 @@ pub async fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usiz
     Ok(serde_json::json!({"kernel": label, "m": m, "k": k, "n": cout, "ms": ms, "gflop_per_s": flop / (ms * 1e-3) / 1e9}))
 }
 
-/// The 1024^3 matmul (through the 1x1 conv kernel) and the level-0 conv classes of
-/// `model` at `batch` images, each with its fraction of the matmul's GFLOP/s.
-pub async fn conv_classes(ctx: &GpuContext, model: &Model, batch: usize) -> Result<serde_json::Value> {
+/// The 1024^3 matmul (through the 1x1 conv kernel, f32 weights: the limit) and the
+/// level-0 conv classes of `model` at `batch` images with weights in `format`, each with its
+/// fraction of the matmul's GFLOP/s (and the matmul with f16 weights too, when `format` is F16).
+pub async fn conv_classes(ctx: &GpuContext, model: &Model, batch: usize, format: WeightFormat) -> Result<serde_json::Value> {
     let s = model.folded.levels[0].shape;
     let c = &model.config;
     let w = c.width as usize;
     let m = batch * s.pixels();
     let e = c.edge_bias;
-    let matmul = time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0).await?;
+    let matmul = time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0, WeightFormat::F32).await?;
     let limit = matmul["gflop_per_s"].as_f64().unwrap_or(1.0);
+    let matmul_f16 = match format {
+        WeightFormat::F16 => time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0, format).await?,
+        WeightFormat::F32 => serde_json::Value::Null,
+    };
     let mut classes = Vec::new();
     let shapes = [
         ("level0 f1 conv3x3 (C/2 -> width)", s.c / 2, s.c, w, 3, true, e),
@@ -82,10 +89,12 @@ pub async fn conv_classes(ctx: &GpuContext, model: &Model, batch: usize) -> Resu
         ("level0 step affine (C -> C)", s.c, s.c, s.c, 1, false, false),
     ];
     for (name, cin, in_stride, cout, ksize, relu, edge) in shapes {
-        let v = time_conv(ctx, m, s.h, s.w, cin, in_stride, cout, ksize, relu, edge, w).await?;
+        // The step affine maps stay f32 in every format (GpuWeights), so they are timed so.
+        let format = if name.contains("affine") { WeightFormat::F32 } else { format };
+        let v = time_conv(ctx, m, s.h, s.w, cin, in_stride, cout, ksize, relu, edge, w, format).await?;
         let g = v["gflop_per_s"].as_f64().unwrap_or(0.0);
         classes.push(serde_json::json!({"class": name, "result": v, "fraction_of_matmul": g / limit}));
     }
     let timing = if ctx.timestamps { "GPU time (timestamp queries around a pass of repeated dispatches), best of 5 passes" } else { "wall time with readback, best of 5 passes" };
-    Ok(serde_json::json!({"adapter": ctx.adapter_description(), "timing": timing, "matmul_1024": matmul, "conv_classes": classes}))
+    Ok(serde_json::json!({"adapter": ctx.adapter_description(), "timing": timing, "weights": format.name(), "matmul_1024": matmul, "matmul_1024_f16_weights": matmul_f16, "conv_classes": classes}))
 }

@@ -107,6 +107,44 @@ impl Preference {
     }
 }
 
+/// How the GPU engine stores the convs' weights (the coupling nets' and the split priors':
+/// all but a few percent of a model's parameters). The per-step affine maps stay f32 in
+/// every case: encode runs `A` and decode `A^-1`, both folded in f64, and rounding each to
+/// f16 separately would leave them about 2^-11 from inverse to each other, so
+/// decode(encode(x)) would no longer give x back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GpuWeights {
+    /// f16 when that loses nothing: the model's file stores its weights in f16 (as the
+    /// shipped models do), so the f16 values plus the per-output-channel factors kept in f32
+    /// are the file's own values; f32 otherwise, so a model stored in f32 keeps its precision
+    /// unless f16 is asked for.
+    #[default]
+    Auto,
+    /// f16 whatever the file holds (f32 weights are rounded to f16).
+    F16,
+    /// The folded weights in f32 (twice the memory).
+    F32,
+}
+
+impl GpuWeights {
+    /// "auto" (or ""), "f16", "f32".
+    pub fn parse(s: &str) -> Result<GpuWeights> {
+        match s {
+            "auto" | "" => Ok(GpuWeights::Auto),
+            "f16" => Ok(GpuWeights::F16),
+            "f32" => Ok(GpuWeights::F32),
+            other => Err(crate::error::GlowError::Input(format!("unknown GPU weight format '{other}': use auto, f16 or f32"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuWeights::Auto => "auto",
+            GpuWeights::F16 => "f16",
+            GpuWeights::F32 => "f32",
+        }
+    }
+}
+
 /// What `Backend::choose` needs to know of an adapter.
 #[derive(Debug, Clone)]
 pub struct AdapterSummary {
@@ -133,5 +171,8 @@ mod tests {
         assert!(!Backend::choose(Preference::Auto, Ok(&sw)).1.contains("as asked"));
         assert!(Preference::parse("metal").is_err());
         assert_eq!(Preference::parse("webgpu").unwrap(), Preference::Gpu);
+        assert_eq!(GpuWeights::parse("f16").unwrap(), GpuWeights::F16);
+        assert_eq!(GpuWeights::parse("").unwrap(), GpuWeights::Auto);
+        assert!(GpuWeights::parse("bf16").is_err());
     }
 }

@@ -11,6 +11,10 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Whether the device was opened with timestamp queries (used only by profiling).
     pub timestamps: bool,
+    /// Whether kernels may use WGSL's `unpack2x16float` (f16 weights stored in pairs in
+    /// u32s). Core WGSL, so every WebGPU adapter has it, and Vulkan and GL natively; wgpu
+    /// withholds it only where a driver lacks it (llvmpipe without shaderFloat16).
+    pub f16_weights: bool,
 }
 
 impl GpuContext {
@@ -29,8 +33,10 @@ impl GpuContext {
             .map_err(|e| GlowError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        // Timestamp queries where the adapter has them, for per-dispatch profiling.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamp queries where the adapter has them, for per-dispatch profiling. shader-f16
+        // where it has that: llvmpipe compiles `unpack2x16float` only with f16 enabled.
+        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        let f16_weights = adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("glow"),
@@ -40,7 +46,8 @@ impl GpuContext {
             })
             .await
             .map_err(|e| GlowError::Gpu(format!("could not open the GPU device: {e}")))?;
-        Ok(GpuContext { device, queue, info, limits, timestamps: !features.is_empty() })
+        let timestamps = features.contains(wgpu::Features::TIMESTAMP_QUERY);
+        Ok(GpuContext { device, queue, info, limits, timestamps, f16_weights })
     }
 
     pub fn adapter_description(&self) -> String {

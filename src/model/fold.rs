@@ -32,6 +32,80 @@ pub struct Conv {
     /// `[EDGE_CLASSES, cout]`, present for 3x3 convs with edge bias.
     pub edge: Option<Vec<f32>>,
     pub relu: bool,
+    /// The per-output-channel factor folded into `weight` and `bias` (the `exp(logs)` of
+    /// the actnorm after the conv, or `exp(3 logs)` of a zero conv), in f64 as the fold
+    /// used it: `weight[k, co] = f32(stored[k, co] * out_scale[co])`. Dividing it back out
+    /// recovers the weights as stored in the file, which lets the GPU keep f16 files' own
+    /// values in f16 (`f16_split`). `None` for the step affine maps, whose factor scales
+    /// input rows.
+    pub out_scale: Option<Vec<f64>>,
+}
+
+/// The weights of a conv as f16 values with the per-output-channel factor kept apart,
+/// for GPUs that store weights in f16 (`Conv::f16_split`).
+#[derive(Debug, Clone)]
+pub struct F16Split {
+    /// `[ksize*ksize*cin, cout]`, each an f16 value (held in an f32, exactly).
+    pub weight: Vec<f32>,
+    /// `[cout]`: the output is `scale[co] * sum(in · weight) + bias[co] + edge`.
+    pub scale: Vec<f32>,
+}
+
+/// How far storing a conv's weights in f16 (`Conv::f16_split`) is from its folded weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct F16Loss {
+    /// Weights that are not f16 values once the factor is divided out (0 for models
+    /// stored in f16: f16 storage then loses nothing).
+    pub inexact: usize,
+    /// The largest relative change rounding one of them makes (infinite: out of f16's range).
+    pub max_rel_change: f64,
+}
+
+impl F16Loss {
+    pub fn add(&mut self, o: F16Loss) {
+        self.inexact += o.inexact;
+        self.max_rel_change = self.max_rel_change.max(o.max_rel_change);
+    }
+}
+
+impl Conv {
+    fn factor(&self, co: usize) -> f64 {
+        self.out_scale.as_ref().map_or(1.0, |s| s[co])
+    }
+
+    /// Weight `i` with its output channel's factor divided out, and the nearest f16 value.
+    fn unscaled(&self, i: usize) -> (f64, f64) {
+        let u = self.weight[i] as f64 / self.factor(i % self.cout);
+        (u, half::f16::from_f64(u).to_f64())
+    }
+
+    /// Splits the folded weights into f16 values and a per-output-channel f32 factor.
+    /// For weights that were f16 in the file this gives back exactly the file's values:
+    /// `weight / out_scale` in f64 is within the fold's own f32 rounding (2^-24 relative)
+    /// of an f16 value, and neighbouring f16 values are at least 2^-11 relative apart. So
+    /// the GPU's `scale * sum(in · weight)` differs from the f32 path's
+    /// `sum(in · folded)` only by f32 rounding, whereas rounding the folded weights
+    /// themselves to f16 would change each by up to 2^-11 relative.
+    pub fn f16_split(&self) -> F16Split {
+        let weight = (0..self.weight.len()).map(|i| self.unscaled(i).1 as f32).collect();
+        F16Split { weight, scale: (0..self.cout).map(|co| self.factor(co) as f32).collect() }
+    }
+
+    /// What `f16_split` loses (without making it).
+    pub fn f16_loss(&self) -> F16Loss {
+        let mut loss = F16Loss::default();
+        for i in 0..self.weight.len() {
+            let (u, h) = self.unscaled(i);
+            let rel = if u == 0.0 { 0.0 } else { (h - u).abs() / u.abs() };
+            // Up to 2^-20 is the fold's rounding of an f16 value, not a rounding to f16.
+            // (Beyond f16's range `h` is infinite, and so is `rel`.)
+            if rel > 1.0 / (1u64 << 20) as f64 {
+                loss.inexact += 1;
+                loss.max_rel_change = loss.max_rel_change.max(if h.is_finite() { rel } else { f64::INFINITY });
+            }
+        }
+        loss
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +213,7 @@ fn fold_step_affine(name: &str, b: &[f32], logs: &[f32], w: &[f32], c: usize) ->
         bias: bb.iter().map(|&v| v as f32).collect(),
         edge: None,
         relu: false,
+        out_scale: None,
     };
     if !ld.is_finite() {
         return Err(GlowError::tensor(name, "log-determinant is not finite"));
@@ -184,7 +259,10 @@ fn fold_conv(ksize: usize, cin: usize, cout: usize, edge_bias: bool, w: &[f32], 
         }
         table
     });
-    Conv { ksize, cin, cout, weight, bias, edge, relu }
+    // A factor of 0 or infinity (exp(3 logs) out of f64's range) cannot be divided back
+    // out; such a conv keeps its folded weights (f16_split then rounds those).
+    let out_scale = s.iter().all(|v| v.is_normal()).then_some(s);
+    Conv { ksize, cin, cout, weight, bias, edge, relu, out_scale }
 }
 
 /// The top prior's conv sees only zeros (and the edge channel), so its output is a

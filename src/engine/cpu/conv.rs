@@ -171,6 +171,7 @@ mod tests {
             bias: (0..cout).map(|i| val(i + 5)).collect(),
             edge: Some((0..EDGE_CLASSES * cout).map(|i| val(i + 11)).collect()),
             relu: true,
+            out_scale: None,
         };
         let p = PackedConv::new(&conv);
         let g = Geometry { batch: 1, h: 7, w: 5, in_stride: cin + 2, in_offset: 1, out_stride: cout + 3, out_offset: 2 };

@@ -9,6 +9,45 @@ use super::{im2col::Im2col, params_of, read, uniform_struct, write, Binding, Ker
 const CONV_COMMON: &str = include_str!("conv_common.wgsl");
 const CONV_STORE: &str = include_str!("conv_store.wgsl");
 
+/// How a conv's weights are stored on the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WeightFormat {
+    /// The folded weights as f32.
+    #[default]
+    F32,
+    /// f16 values, two per u32 (read with WGSL's core `unpack2x16float`, no feature
+    /// needed), with the per-output-channel factor divided out (`Conv::f16_split`) and
+    /// stored as f32 after the bias: half the memory and bandwidth, arithmetic still f32.
+    F16,
+}
+
+impl WeightFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::F16 => "f16",
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => include_str!("conv_weights_f32.wgsl"),
+            WeightFormat::F16 => include_str!("conv_weights_f16.wgsl"),
+        }
+    }
+}
+
+/// The bytes of a weight buffer in `format` (values already laid out by `weights`; for
+/// F16 each must be an f16 value, as `Conv::f16_split` gives them, so the conversion is
+/// exact), padded to whole 16 bytes: every variant reads weights as 4-value groups.
+pub fn weight_bytes(format: WeightFormat, w: &[f32]) -> Vec<u8> {
+    let mut out: Vec<u8> = match format {
+        WeightFormat::F32 => bytemuck::cast_slice(w).to_vec(),
+        WeightFormat::F16 => w.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+    };
+    out.resize(out.len().max(16).div_ceil(16) * 16, 0);
+    out
+}
+
 uniform_struct! {
     /// Shapes of one conv call (also used by im2col).
     pub struct Conv2dParams as "Conv2dParams" {
@@ -76,17 +115,29 @@ pub struct ConvKernel {
     pub relu: bool,
     pub edge: bool,
     pub combine: Combine,
+    /// F16: weights as f16 pairs, and `bias` holds `[bias; cout]` then the per-output-channel
+    /// factor `[scale; cout]` that the epilogue multiplies the sum by before adding the bias.
+    pub format: WeightFormat,
 }
 
-const SCALAR: &[Binding] = &[read("input", "array<f32>"), read("weight", "array<f32>"), read("bias", "array<f32>"), read("edge", "array<f32>"), write("output", "array<f32>")];
-const VEC4: &[Binding] = &[
-    read("input", "array<vec4<f32>>"),
-    read("weight", "array<vec4<f32>>"),
-    read("bias", "array<vec4<f32>>"),
-    read("edge", "array<vec4<f32>>"),
-    write("output", "array<vec4<f32>>"),
-];
-const SKINNY: &[Binding] = &[read("input", "array<vec4<f32>>"), read("weight", "array<vec4<f32>>"), read("bias", "array<f32>"), read("edge", "array<f32>"), write("output", "array<f32>")];
+// Weights bind as groups of 4 in every variant: vec4<f32>, or 4 f16 in a vec2<u32>.
+const W32: &str = "array<vec4<f32>>";
+const W16: &str = "array<vec2<u32>>";
+const fn scalar(w: &'static str) -> [Binding; 5] {
+    [read("input", "array<f32>"), read("weight", w), read("bias", "array<f32>"), read("edge", "array<f32>"), write("output", "array<f32>")]
+}
+const fn vec4(w: &'static str) -> [Binding; 5] {
+    [read("input", "array<vec4<f32>>"), read("weight", w), read("bias", "array<vec4<f32>>"), read("edge", "array<vec4<f32>>"), write("output", "array<vec4<f32>>")]
+}
+const fn skinny(w: &'static str) -> [Binding; 5] {
+    [read("input", "array<vec4<f32>>"), read("weight", w), read("bias", "array<f32>"), read("edge", "array<f32>"), write("output", "array<f32>")]
+}
+const SCALAR_F32: [Binding; 5] = scalar(W32);
+const SCALAR_F16: [Binding; 5] = scalar(W16);
+const VEC4_F32: [Binding; 5] = vec4(W32);
+const VEC4_F16: [Binding; 5] = vec4(W16);
+const SKINNY_F32: [Binding; 5] = skinny(W32);
+const SKINNY_F16: [Binding; 5] = skinny(W16);
 
 impl Kernel for ConvKernel {
     fn label(&self) -> String {
@@ -95,29 +146,35 @@ impl Kernel for ConvKernel {
             ConvVariant::Vec4 => "conv2d_vec4",
             ConvVariant::Skinny => "conv2d_skinny",
         };
-        format!("{name}|k{}{}{}{}", self.ksize, if self.relu { "|relu" } else { "" }, if self.edge { "|edge" } else { "" }, self.combine.suffix())
+        let f16 = if self.format == WeightFormat::F16 { "|f16" } else { "" };
+        format!("{name}|k{}{}{}{}{f16}", self.ksize, if self.relu { "|relu" } else { "" }, if self.edge { "|edge" } else { "" }, self.combine.suffix())
     }
     fn consts(&self) -> String {
         format!(
-            "const KSIZE: u32 = {}u;\nconst RELU: bool = {};\nconst EDGE: bool = {};\nconst COMBINE: i32 = {};\n",
+            "const KSIZE: u32 = {}u;\nconst RELU: bool = {};\nconst EDGE: bool = {};\nconst COMBINE: i32 = {};\nconst SCALED: bool = {};\n",
             self.ksize,
             self.relu,
             self.edge,
-            self.combine.sign()
+            self.combine.sign(),
+            self.format == WeightFormat::F16
         )
     }
     fn code(&self) -> String {
+        let w = self.format.code();
         match self.variant {
-            ConvVariant::Scalar => format!("{CONV_COMMON}\n{CONV_STORE}\n{}", include_str!("conv2d.wgsl")),
-            ConvVariant::Vec4 => format!("{CONV_COMMON}\n{}", include_str!("conv2d_vec4.wgsl")),
-            ConvVariant::Skinny => format!("{CONV_COMMON}\n{CONV_STORE}\n{}", include_str!("conv2d_skinny.wgsl")),
+            ConvVariant::Scalar => format!("{CONV_COMMON}\n{w}\n{CONV_STORE}\n{}", include_str!("conv2d.wgsl")),
+            ConvVariant::Vec4 => format!("{CONV_COMMON}\n{w}\n{}", include_str!("conv2d_vec4.wgsl")),
+            ConvVariant::Skinny => format!("{CONV_COMMON}\n{w}\n{CONV_STORE}\n{}", include_str!("conv2d_skinny.wgsl")),
         }
     }
     fn storage(&self) -> &'static [Binding] {
-        match self.variant {
-            ConvVariant::Scalar => SCALAR,
-            ConvVariant::Vec4 => VEC4,
-            ConvVariant::Skinny => SKINNY,
+        match (self.variant, self.format) {
+            (ConvVariant::Scalar, WeightFormat::F32) => &SCALAR_F32,
+            (ConvVariant::Scalar, WeightFormat::F16) => &SCALAR_F16,
+            (ConvVariant::Vec4, WeightFormat::F32) => &VEC4_F32,
+            (ConvVariant::Vec4, WeightFormat::F16) => &VEC4_F16,
+            (ConvVariant::Skinny, WeightFormat::F32) => &SKINNY_F32,
+            (ConvVariant::Skinny, WeightFormat::F16) => &SKINNY_F16,
         }
     }
     fn params(&self) -> Option<(&'static str, &'static str)> {
@@ -145,7 +202,9 @@ impl ConvKernel {
                 for relu in [false, true] {
                     for edge in [false, true] {
                         for combine in [Combine::Store, Combine::Add, Combine::Subtract] {
-                            v.push(ConvKernel { variant, ksize, relu, edge, combine });
+                            for format in [WeightFormat::F32, WeightFormat::F16] {
+                                v.push(ConvKernel { variant, ksize, relu, edge, combine, format });
+                            }
                         }
                     }
                 }
@@ -230,7 +289,10 @@ pub struct ConvLayout {
     /// (no masked vec4 lanes; see im2col.wgsl).
     pub im2col: Option<usize>,
     pub variant: ConvVariant,
-    /// The weights laid out for `variant`.
+    /// How the weights are stored (`weight_bytes`).
+    pub format: WeightFormat,
+    /// The weights laid out for `variant` (for F16: f16 values with the factor divided
+    /// out, `Conv::f16_split`).
     pub weights: Vec<f32>,
 }
 
@@ -238,9 +300,10 @@ impl ConvLayout {
     /// Decides the layout of a `ksize` x `ksize` conv with `[taps * cin, cout]` weights
     /// that reads pixels `in_stride` floats apart and writes channel `out_offset` of pixels
     /// `out_stride` apart. `scratch` is the longest im2col row a scratch buffer can hold
-    /// (`None`: no scratch buffer free for this conv).
+    /// (`None`: no scratch buffer free for this conv). `weight` is in `format`: the folded
+    /// weights for F32, `Conv::f16_split`'s for F16 (whose factor then goes after the bias).
     #[allow(clippy::too_many_arguments)]
-    pub fn new(ksize: u32, cin: usize, cout: usize, weight: &[f32], in_stride: usize, out_stride: usize, out_offset: usize, scratch: Option<usize>) -> ConvLayout {
+    pub fn new(ksize: u32, cin: usize, cout: usize, weight: &[f32], format: WeightFormat, in_stride: usize, out_stride: usize, out_offset: usize, scratch: Option<usize>) -> ConvLayout {
         let kpad = (9 * cin).div_ceil(4) * 4;
         let (ksize, cin, weight, in_stride, im2col) = match scratch {
             Some(room) if ksize == 3 && !cin.is_multiple_of(4) && kpad <= room => {
@@ -253,12 +316,17 @@ impl ConvLayout {
         let shape = Conv2dParams { cin: cin as u32, cout: cout as u32, in_stride: in_stride as u32, out_stride: out_stride as u32, out_offset: out_offset as u32, ..Default::default() };
         let variant = variant(&shape);
         let weights = weights(variant, (ksize * ksize) as usize, cin, cout, &weight);
-        ConvLayout { ksize, cin, cout, im2col, variant, weights }
+        ConvLayout { ksize, cin, cout, im2col, variant, format, weights }
+    }
+
+    /// The weight buffer's contents.
+    pub fn weight_bytes(&self) -> Vec<u8> {
+        weight_bytes(self.format, &self.weights)
     }
 
     /// The kernel that runs the conv (after im2col, when there is one).
     pub fn kernel(&self, relu: bool, edge: bool, combine: Combine) -> ConvKernel {
-        ConvKernel { variant: self.variant, ksize: self.ksize, relu, edge, combine }
+        ConvKernel { variant: self.variant, ksize: self.ksize, relu, edge, combine, format: self.format }
     }
 
     /// The im2col step's kernel and parameters for a call (`input` read at `in_stride`),
@@ -297,13 +365,19 @@ mod tests {
     #[test]
     fn layout_decisions() {
         // z1 of a face model's level 0: 6 channels in a 12-channel state, 3x3 -> im2col.
-        let l = ConvLayout::new(3, 6, 128, &vec![0.5; 54 * 128], 12, 128, 0, Some(128));
+        let l = ConvLayout::new(3, 6, 128, &vec![0.5; 54 * 128], WeightFormat::F32, 12, 128, 0, Some(128));
         assert_eq!((l.im2col, l.ksize, l.cin, l.variant), (Some(6), 1, 56, ConvVariant::Vec4));
         // Without scratch room it reads z1 directly with masked vec4 lanes.
-        let l = ConvLayout::new(3, 6, 128, &vec![0.5; 54 * 128], 12, 128, 0, None);
+        let l = ConvLayout::new(3, 6, 128, &vec![0.5; 54 * 128], WeightFormat::F16, 12, 128, 0, None);
         assert_eq!((l.im2col, l.variant), (None, ConvVariant::Vec4));
+        // f16 storage: half the bytes (8 per 4 weights), the kernel variant says so.
+        assert_eq!(l.weight_bytes().len(), 9 * 8 * 128 * 2);
+        assert_eq!(l.kernel(true, true, Combine::Store).label(), "conv2d_vec4|k3|relu|edge|f16");
         // Six output channels: skinny; odd strides: scalar.
-        assert_eq!(ConvLayout::new(3, 128, 6, &vec![0.5; 9 * 128 * 6], 128, 12, 6, None).variant, ConvVariant::Skinny);
-        assert_eq!(ConvLayout::new(1, 3, 3, &[0.5; 9], 3, 3, 0, None).variant, ConvVariant::Scalar);
+        assert_eq!(ConvLayout::new(3, 128, 6, &vec![0.5; 9 * 128 * 6], WeightFormat::F32, 128, 12, 6, None).variant, ConvVariant::Skinny);
+        let l = ConvLayout::new(1, 3, 3, &[0.5; 9], WeightFormat::F32, 3, 3, 0, None);
+        assert_eq!(l.variant, ConvVariant::Scalar);
+        // The scalar kernel reads weights in groups of 4 too: padded to whole 16 bytes.
+        assert_eq!(l.weight_bytes().len(), 48);
     }
 }

@@ -6,7 +6,9 @@
 // table indexed by the pixel's border class. Bias, edge table and relu are fused.
 //
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE, COMBINE (0: store the
-// result; 1 / -1: add it to / subtract it from what the output holds).
+// result; 1 / -1: add it to / subtract it from what the output holds), SCALED (f16 weights
+// with a per-output-channel factor after bias[cout]). Weights are read through weight1 /
+// weight4 (conv_weights_f32.wgsl or conv_weights_f16.wgsl).
 
 const TM: u32 = 4u;
 const TN: u32 = 4u;
@@ -42,7 +44,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 var wv = vec4<f32>(0.0);
                 for (var c = 0u; c < TN; c++) {
                     if (co0 + c < params.cout) {
-                        wv[c] = weight[wrow + c];
+                        wv[c] = weight1(wrow + c);
                     }
                 }
                 for (var r = 0u; r < TM; r++) {

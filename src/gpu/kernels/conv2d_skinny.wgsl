@@ -6,7 +6,7 @@
 // 32 vec4 dot products per 12 vec4 loads. Threads are laid out by conv_tile (conv_common.wgsl).
 //
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE, COMBINE (0: store the
-// result; 1 / -1: add it to / subtract it from what the output holds).
+// result; 1 / -1: add it to / subtract it from what the output holds), SCALED (see conv2d.wgsl).
 
 const TM: u32 = 8u;
 const TN: u32 = 4u;
@@ -51,10 +51,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             let kbase = (u32(ky) * KSIZE + u32(kx)) * cin4;
             for (var c4 = 0u; c4 < cin4; c4++) {
                 let lane = vec4<u32>(c4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.cin);
-                let w0 = weight[wrow[0] + kbase + c4];
-                let w1 = weight[wrow[1] + kbase + c4];
-                let w2 = weight[wrow[2] + kbase + c4];
-                let w3 = weight[wrow[3] + kbase + c4];
+                let w0 = weight4(wrow[0] + kbase + c4);
+                let w1 = weight4(wrow[1] + kbase + c4);
+                let w2 = weight4(wrow[2] + kbase + c4);
+                let w3 = weight4(wrow[3] + kbase + c4);
                 for (var r = 0u; r < TM; r++) {
                     let a = select(vec4<f32>(0.0), input[base[r] + c4], lane & vec4<bool>(inside[r]));
                     acc[r] += vec4<f32>(dot(a, w0), dot(a, w1), dot(a, w2), dot(a, w3));

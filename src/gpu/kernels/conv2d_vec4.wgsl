@@ -6,7 +6,7 @@
 // input reads (they belong to other data, such as z2 next to z1).
 //
 // Specialised by the const header: KSIZE (1 or 3), RELU, EDGE, COMBINE (0: store the
-// result; 1 / -1: add it to / subtract it from what the output holds).
+// result; 1 / -1: add it to / subtract it from what the output holds), SCALED (see conv2d.wgsl).
 
 const TM: u32 = 4u;
 const RADIUS: i32 = i32(KSIZE / 2u);
@@ -58,14 +58,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             let wb = co4b - co4;
             for (var c4 = 0u; c4 < cin4; c4++) {
                 let lane = vec4<u32>(c4 * 4u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.cin);
-                let w0 = weight[wi];
-                let w1 = weight[wi + cout4];
-                let w2 = weight[wi + 2u * cout4];
-                let w3 = weight[wi + 3u * cout4];
-                let v0 = weight[wi + wb];
-                let v1 = weight[wi + wb + cout4];
-                let v2 = weight[wi + wb + 2u * cout4];
-                let v3 = weight[wi + wb + 3u * cout4];
+                let w0 = weight4(wi);
+                let w1 = weight4(wi + cout4);
+                let w2 = weight4(wi + 2u * cout4);
+                let w3 = weight4(wi + 3u * cout4);
+                let v0 = weight4(wi + wb);
+                let v1 = weight4(wi + wb + cout4);
+                let v2 = weight4(wi + wb + 2u * cout4);
+                let v3 = weight4(wi + wb + 3u * cout4);
                 wi += 4u * cout4;
                 let a0 = select(vec4<f32>(0.0), input[base[0] + c4], lane & vec4<bool>(inside[0]));
                 let a1 = select(vec4<f32>(0.0), input[base[1] + c4], lane & vec4<bool>(inside[1]));
@@ -106,7 +106,11 @@ fn store_tile(m0: u32, co4: u32, pix: array<vec3<i32>, TM>, accs: array<vec4<f32
             if (c4 >= cout4) {
                 break;
             }
-            var v = accs[j * 4u + r] + bias[c4];
+            var v = accs[j * 4u + r];
+            if (SCALED) {
+                v *= bias[cout4 + c4];   // f16 weights: the factor kept out of them
+            }
+            v += bias[c4];
             if (EDGE) {
                 v += edge[border * cout4 + c4];
             }

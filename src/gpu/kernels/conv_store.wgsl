@@ -3,7 +3,11 @@
 // channels per thread (acc[r][c]) and define TM.
 
 fn store_scalar(m: u32, co: u32, border: u32, acc: f32) {
-    var v = acc + bias[co];
+    var v = acc;
+    if (SCALED) {
+        v *= bias[params.cout + co];   // f16 weights: the factor kept out of them
+    }
+    v += bias[co];
     if (EDGE) {
         v += edge[border * params.cout + co];
     }

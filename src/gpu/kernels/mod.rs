@@ -225,7 +225,9 @@ pub(crate) mod testing {
     pub fn validate(k: &dyn Kernel) -> naga::Module {
         let src = source(k);
         let m = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{}: {}", k.label(), e.emit_to_string(&src)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        // unpack2x16float (f16 weights) needs SHADER_FLOAT16_IN_FLOAT32; the engine uses those
+        // kernels only where the adapter has it (GpuContext::f16_weights).
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32)
             .validate(&m)
             .unwrap_or_else(|e| panic!("{}: {e:?}", k.label()));
         m
