@@ -65,10 +65,15 @@ function describeBackend() {
   const { client, msPerImage } = store.state;
   if (!client) return;
   const i = client.info;
-  const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}` : `CPU engine (WebAssembly, ${client.workers.length} worker${client.workers.length > 1 ? 's' : ''})`];
+  const nw = client.workers.length;
+  // With WebAssembly threads one worker runs the engine on several threads; without them,
+  // several single-threaded workers share a grid. `threadsWhy` says which and why.
+  const cpu = i.threads > 1 ? `${i.threads} threads` : `${nw} worker${nw > 1 ? 's' : ''}, one thread each`;
+  const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}` : `CPU engine (WebAssembly, ${cpu})`];
   if (msPerImage !== null) parts.push(`${msPerImage < 10 ? msPerImage.toFixed(1) : Math.round(msPerImage)} ms per image`);
-  setStatus(parts.join(' · '), i.reason);
-  $('backend-why').textContent = i.reason;
+  const why = i.threadsWhy ? `${i.reason}. ${i.threadsWhy.charAt(0).toUpperCase()}${i.threadsWhy.slice(1)}.` : i.reason;
+  setStatus(parts.join(' · '), why);
+  $('backend-why').textContent = why;
 }
 
 let verb = 'Downloading';
@@ -151,6 +156,7 @@ async function switchModel(url, folder) {
   $('progress').hidden = true;
   const i = client.info;
   document.body.dataset.backend = i.backend;
+  document.body.dataset.threads = String(i.threads);
   document.body.dataset.cached = i.cached ? '1' : '0';
   const notice = $('notice');
   notice.hidden = !i.webgpuProblem;

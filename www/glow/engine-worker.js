@@ -11,6 +11,9 @@
 /** @typedef {import('../pkg/glow_web.js').GlowModel} GlowModel */
 
 const PKG_URL = new URL('../pkg/glow_web.js', import.meta.url).href;
+// The same engine built with WebAssembly threads over shared memory (./build.sh builds both).
+const PKG_MT_URL = new URL('../pkg-mt/glow_web.js', import.meta.url).href;
+const THREAD_WORKER_URL = new URL('./thread-worker.js', import.meta.url);
 const CACHE_NAME = 'glow-weights-v1';
 
 // The worker's global scope (typed by hand: the DOM and WebWorker libraries clash in one
@@ -37,19 +40,112 @@ function wire(e) {
   return { name: 'Error', message: String(e) };
 }
 
-/** @type {Promise<typeof import('../pkg/glow_web.js')> | null} */
+/** @typedef {typeof import('../pkg/glow_web.js')} Glow */
+/**
+ * The threaded build's extra exports (src/web.rs, `mod threads`).
+ * @typedef {Glow & {threadModule: () => WebAssembly.Module, threadMemory: () => WebAssembly.Memory,
+ *   threadHelper: () => void, threadHelpers: () => number, threadHelperLost: () => void}} ThreadedGlow
+ */
+
+/** @type {Promise<Glow> | null} */
 let wasm = null;
-/** The wasm module once loaded (a model is loaded only after it). @type {typeof import('../pkg/glow_web.js')} */
+/** The wasm module once loaded (a model is loaded only after it). @type {Glow} */
 let glowModule;
-function initWasm() {
+/** Threads of the CPU engine in this worker (1 unless the threaded build runs). */
+let threadCount = 1;
+/** Why the CPU engine runs on `threadCount` threads. */
+let threadWhy = '';
+
+/**
+ * Loads the engine's wasm once per worker: the threaded build when `threads` > 1 and it can
+ * run here (it starts its helper threads first), else the plain one. Later calls get the one
+ * already loaded.
+ * @param {number} [threads]  CPU-engine threads wanted (1: the plain build)
+ * @param {string} [why]      why no threads, when `threads` is 1
+ */
+function initWasm(threads = 1, why = '') {
   if (!wasm) {
-    wasm = import(PKG_URL).then(async (mod) => {
+    wasm = (async () => {
+      if (threads > 1) {
+        try {
+          const mt = /** @type {ThreadedGlow} */ (await import(PKG_MT_URL));
+          await mt.default();
+          threadCount = 1 + await startHelpers(mt, threads - 1);
+          threadWhy = threadCount > 1
+            ? 'WebAssembly threads: the page is cross-origin isolated'
+            : 'the threaded build started no helper thread';
+          glowModule = mt;
+          return mt;
+        } catch (e) {
+          // A fresh worker could still load the plain build; this one can too, since the
+          // threaded build's module is a different one.
+          why = `the threaded build (pkg-mt/) could not start: ${wire(e).message}`;
+        }
+      }
+      const mod = await import(PKG_URL);
       await mod.default();
+      threadCount = 1;
+      threadWhy = why;
       glowModule = mod;
       return mod;
-    });
+    })();
   }
   return wasm;
+}
+
+/**
+ * Starts `n` helper workers (thread-worker.js) on the threaded build's module and memory
+ * and resolves to how many started. They stay for this worker's life (they stop with it):
+ * a worker takes tens of milliseconds to start, an engine call's convs far less. Waits for
+ * them here, before the engine is made, because a worker blocked in a long call may not let
+ * its child workers start.
+ * @param {ThreadedGlow} mt @param {number} n
+ */
+async function startHelpers(mt, n) {
+  const module = mt.threadModule();
+  const memory = mt.threadMemory();
+  const started = await Promise.all(Array.from({ length: n }, (_, i) => new Promise((resolve) => {
+    /** @type {Worker} */
+    let w;
+    const give = (/** @type {boolean} */ ok) => {
+      clearTimeout(timer);
+      if (!ok) w.terminate();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => give(false), 20000);
+    try {
+      w = new Worker(THREAD_WORKER_URL, { type: 'module', name: `glow-thread-${i + 1}` });
+    } catch {
+      give(false);
+      return;
+    }
+    w.onmessage = (e) => give(e.data && e.data.type === 'ready');
+    w.onerror = (e) => { e.preventDefault(); give(false); };
+    w.postMessage({ pkg: PKG_MT_URL, module, memory });
+  })));
+  const ready = started.filter(Boolean).length;
+  // 'ready' is posted just before a helper enters the engine's pool: wait until it has.
+  for (let t = 0; mt.threadHelpers() < ready && t < 200; t++) await new Promise((r) => setTimeout(r, 10));
+  return mt.threadHelpers();
+}
+
+/**
+ * How many threads the CPU engine may use here, or why only one: the threaded build needs
+ * shared memory, which browsers give only to cross-origin-isolated pages (COOP/COEP headers,
+ * or the site's service worker, coi-sw.js, on hosts that cannot send them).
+ * @param {number} wanted  0: one per core, up to 8 (past that a 64x64 model's convs are too
+ *   small to split further); 1: the plain build
+ * @returns {{threads: number, why: string}}
+ */
+function threadPlan(wanted) {
+  const cores = navigator.hardwareConcurrency || 1;
+  const threads = wanted > 0 ? wanted : Math.min(cores, 8);
+  if (threads < 2) return { threads: 1, why: wanted === 1 ? 'one thread, as asked' : 'this device reports one core' };
+  if (!/** @type {any} */ (self).crossOriginIsolated) {
+    return { threads: 1, why: 'one thread: the page is not cross-origin isolated (no COOP/COEP headers), so WebAssembly threads are off' };
+  }
+  if (typeof SharedArrayBuffer === 'undefined') return { threads: 1, why: 'one thread: this browser has no SharedArrayBuffer' };
+  return { threads, why: '' };
 }
 
 // ------------------------------------------------------------------------------------
@@ -154,17 +250,22 @@ async function probeWebGPU() {
 /**
  * @param {ModelFiles} files @param {import('./protocol.js').BackendChoice} backend
  * @param {number} batch @param {string} url
+ * @param {number} threads  CPU-engine threads wanted (0: one per core; 1: the plain build)
  * @returns {Promise<ModelInfo>}
  */
-async function load(files, backend, batch, url) {
-  const glow = await initWasm();
+async function load(files, backend, batch, url, threads) {
+  const probe = backend === 'cpu' ? { problem: '', adapter: '', software: false } : await probeWebGPU();
+  // The CPU engine runs where `Backend::choose` picks it: asked for, or `auto` without a
+  // hardware adapter. Only then is the threaded build worth loading; WebGPU keeps the plain one.
+  const cpu = backend === 'cpu' || (backend === 'auto' && (!!probe.problem || probe.software));
+  const plan = cpu ? threadPlan(threads) : { threads: 1, why: '' };
+  const glow = await initWasm(plan.threads, plan.why);
   let config;
   try {
     config = JSON.parse(files.config);
   } catch (e) {
     throw named('BadModelFile', `model.json is not valid JSON: ${wire(e).message}`);
   }
-  const probe = backend === 'cpu' ? { problem: '', adapter: '', software: false } : await probeWebGPU();
   if (probe.software) batch = 1;
   model = await glow.GlowModel.load(files.config, files.weights, files.attributes, backend, batch);
   const m = model;
@@ -186,7 +287,11 @@ async function load(files, backend, batch, url) {
     config,
     bytes: files.weights.length + (files.attributes ? files.attributes.length : 0),
     cached: false,
-    batch: m.backend === 'webgpu' ? batch : 1,
+    // The CPU engine decodes a grid a few images per call: one per thread, each image on
+    // its own thread (one image alone is split by rows over all of them).
+    batch: m.backend === 'webgpu' ? batch : threadCount,
+    threads: m.backend === 'cpu' ? threadCount : 0,
+    threadsWhy: m.backend === 'cpu' ? threadWhy : '',
   };
 }
 
@@ -213,8 +318,9 @@ async function readFile(file, onProgress) {
  * Downloads (or reads from a picked folder) a model directory's files and loads them.
  * @param {number} id @param {import('./protocol.js').ModelSource} source
  * @param {import('./protocol.js').BackendChoice} backend @param {number} batch
+ * @param {number} threads
  */
-async function open(id, source, backend, batch) {
+async function open(id, source, backend, batch, threads) {
   /** @type {(name: string, version: string, onProgress: (l: number, t: number) => void) => Promise<{bytes: Uint8Array, cached: boolean}>} */
   let get;
   let where;
@@ -257,7 +363,7 @@ async function open(id, source, backend, batch) {
   })));
   /** @type {ModelFiles} */
   const files = { config: configText, weights: got[0].bytes, attributes: got[1] ? got[1].bytes : undefined };
-  const i = await load(files, backend, batch, where);
+  const i = await load(files, backend, batch, where, threads);
   i.cached = got.every((g) => g.cached);
   info = i;
   // The CPU engine's other workers load from these bytes instead of reading them again.
@@ -418,10 +524,10 @@ scope.onmessage = (/** @type {MessageEvent<ToWorker>} */ e) => {
   const m = e.data;
   switch (m.type) {
     case 'open':
-      open(m.id, m.source, m.backend, m.batch).catch((err) => post({ type: 'error', id: m.id, error: wire(err) }));
+      open(m.id, m.source, m.backend, m.batch, m.threads ?? 0).catch((err) => post({ type: 'error', id: m.id, error: wire(err) }));
       break;
     case 'adopt':
-      load(m.files, m.backend, 1, '').then((i) => {
+      load(m.files, m.backend, 1, '', m.threads ?? 0).then((i) => {
         info = i;
         post({ type: 'opened', id: m.id, info: i });
       }, (err) => post({ type: 'error', id: m.id, error: wire(err) }));
