@@ -71,11 +71,13 @@ pub struct GlowModel {
 impl GlowModel {
     /// Loads a model from the bytes of its directory's files. `backend`: "auto" (the GPU
     /// on a hardware adapter, else the CPU engine; `backendReason` says why), "gpu" (or
-    /// "webgpu") or "cpu". `batch` is the GPU plan's images per dispatch.
-    pub async fn load(config_json: String, weights: Vec<u8>, attributes: Option<Vec<u8>>, backend: String, batch: u32) -> Result<GlowModel, JsValue> {
+    /// "webgpu") or "cpu". `batch` is the GPU plan's images per dispatch. `threads`: the
+    /// CPU engine's threads (default 0: all there are; only the threaded build, pkg-mt/,
+    /// has more than one, once its helper workers run).
+    pub async fn load(config_json: String, weights: Vec<u8>, attributes: Option<Vec<u8>>, backend: String, batch: u32, threads: Option<u32>) -> Result<GlowModel, JsValue> {
         let model = Model::from_bytes(&config_json, &weights, attributes.as_deref()).map_err(js_err)?;
         let pref = Preference::parse(&backend).map_err(js_err)?;
-        let opts = Options { backend: pref, batch: batch.clamp(1, 64) as usize, ..Options::default() };
+        let opts = Options { backend: pref, batch: batch.clamp(1, 64) as usize, threads: threads.unwrap_or(0) as usize };
         let session = Session::with_probe(model, opts, shared_context()).await.map_err(js_err)?;
         Ok(GlowModel { session: Rc::new(session) })
     }

@@ -8,6 +8,7 @@
 //            &grid=4 (faces per side) &backend=auto|webgpu|cpu
 
 import { GlowClient } from '../glow/client.js';
+import { isolate } from './isolate.js';
 import { Store } from './store.js';
 import { $, showError, clearError } from './ui.js';
 import * as samples from './samples.js';
@@ -68,7 +69,7 @@ function describeBackend() {
   const nw = client.workers.length;
   // With WebAssembly threads one worker runs the engine on several threads; without them,
   // several single-threaded workers share a grid. `threadsWhy` says which and why.
-  const cpu = i.threads > 1 ? `${i.threads} threads` : `${nw} worker${nw > 1 ? 's' : ''}, one thread each`;
+  const cpu = i.threads > 1 ? `${i.threads} threads` : nw > 1 ? `${nw} workers, one thread each` : '1 worker, one thread';
   const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}` : `CPU engine (WebAssembly, ${cpu})`];
   if (msPerImage !== null) parts.push(`${msPerImage < 10 ? msPerImage.toFixed(1) : Math.round(msPerImage)} ms per image`);
   const why = i.threadsWhy ? `${i.reason}. ${i.threadsWhy.charAt(0).toUpperCase()}${i.threadsWhy.slice(1)}.` : i.reason;
@@ -187,6 +188,9 @@ async function switchModel(url, folder) {
 }
 
 async function main() {
+  // Before anything loads: on a host without COOP/COEP headers this may reload the page
+  // once, through the service worker that adds them (WebAssembly threads need them).
+  await isolate();
   const ctx = { store, writeUrl };
   samples.mount(ctx);
   you.mount(ctx);

@@ -10,10 +10,11 @@
 /** @typedef {import('./protocol.js').ModelFiles} ModelFiles */
 /** @typedef {import('../pkg/glow_web.js').GlowModel} GlowModel */
 
+import { startHelpers, threadPlan } from './threads.js';
+
 const PKG_URL = new URL('../pkg/glow_web.js', import.meta.url).href;
 // The same engine built with WebAssembly threads over shared memory (./build.sh builds both).
 const PKG_MT_URL = new URL('../pkg-mt/glow_web.js', import.meta.url).href;
-const THREAD_WORKER_URL = new URL('./thread-worker.js', import.meta.url);
 const CACHE_NAME = 'glow-weights-v1';
 
 // The worker's global scope (typed by hand: the DOM and WebWorker libraries clash in one
@@ -41,11 +42,7 @@ function wire(e) {
 }
 
 /** @typedef {typeof import('../pkg/glow_web.js')} Glow */
-/**
- * The threaded build's extra exports (src/web.rs, `mod threads`).
- * @typedef {Glow & {threadModule: () => WebAssembly.Module, threadMemory: () => WebAssembly.Memory,
- *   threadHelper: () => void, threadHelpers: () => number, threadHelperLost: () => void}} ThreadedGlow
- */
+/** @typedef {import('./threads.js').ThreadedGlow} ThreadedGlow */
 
 /** @type {Promise<Glow> | null} */
 let wasm = null;
@@ -70,7 +67,7 @@ function initWasm(threads = 1, why = '') {
         try {
           const mt = /** @type {ThreadedGlow} */ (await import(PKG_MT_URL));
           await mt.default();
-          threadCount = 1 + await startHelpers(mt, threads - 1);
+          threadCount = 1 + await startHelpers(mt, PKG_MT_URL, threads - 1);
           threadWhy = threadCount > 1
             ? 'WebAssembly threads: the page is cross-origin isolated'
             : 'the threaded build started no helper thread';
@@ -91,61 +88,6 @@ function initWasm(threads = 1, why = '') {
     })();
   }
   return wasm;
-}
-
-/**
- * Starts `n` helper workers (thread-worker.js) on the threaded build's module and memory
- * and resolves to how many started. They stay for this worker's life (they stop with it):
- * a worker takes tens of milliseconds to start, an engine call's convs far less. Waits for
- * them here, before the engine is made, because a worker blocked in a long call may not let
- * its child workers start.
- * @param {ThreadedGlow} mt @param {number} n
- */
-async function startHelpers(mt, n) {
-  const module = mt.threadModule();
-  const memory = mt.threadMemory();
-  const started = await Promise.all(Array.from({ length: n }, (_, i) => new Promise((resolve) => {
-    /** @type {Worker} */
-    let w;
-    const give = (/** @type {boolean} */ ok) => {
-      clearTimeout(timer);
-      if (!ok) w.terminate();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => give(false), 20000);
-    try {
-      w = new Worker(THREAD_WORKER_URL, { type: 'module', name: `glow-thread-${i + 1}` });
-    } catch {
-      give(false);
-      return;
-    }
-    w.onmessage = (e) => give(e.data && e.data.type === 'ready');
-    w.onerror = (e) => { e.preventDefault(); give(false); };
-    w.postMessage({ pkg: PKG_MT_URL, module, memory });
-  })));
-  const ready = started.filter(Boolean).length;
-  // 'ready' is posted just before a helper enters the engine's pool: wait until it has.
-  for (let t = 0; mt.threadHelpers() < ready && t < 200; t++) await new Promise((r) => setTimeout(r, 10));
-  return mt.threadHelpers();
-}
-
-/**
- * How many threads the CPU engine may use here, or why only one: the threaded build needs
- * shared memory, which browsers give only to cross-origin-isolated pages (COOP/COEP headers,
- * or the site's service worker, coi-sw.js, on hosts that cannot send them).
- * @param {number} wanted  0: one per core, up to 8 (past that a 64x64 model's convs are too
- *   small to split further); 1: the plain build
- * @returns {{threads: number, why: string}}
- */
-function threadPlan(wanted) {
-  const cores = navigator.hardwareConcurrency || 1;
-  const threads = wanted > 0 ? wanted : Math.min(cores, 8);
-  if (threads < 2) return { threads: 1, why: wanted === 1 ? 'one thread, as asked' : 'this device reports one core' };
-  if (!/** @type {any} */ (self).crossOriginIsolated) {
-    return { threads: 1, why: 'one thread: the page is not cross-origin isolated (no COOP/COEP headers), so WebAssembly threads are off' };
-  }
-  if (typeof SharedArrayBuffer === 'undefined') return { threads: 1, why: 'one thread: this browser has no SharedArrayBuffer' };
-  return { threads, why: '' };
 }
 
 // ------------------------------------------------------------------------------------
@@ -267,7 +209,7 @@ async function load(files, backend, batch, url, threads) {
     throw named('BadModelFile', `model.json is not valid JSON: ${wire(e).message}`);
   }
   if (probe.software) batch = 1;
-  model = await glow.GlowModel.load(files.config, files.weights, files.attributes, backend, batch);
+  model = await glow.GlowModel.load(files.config, files.weights, files.attributes, backend, batch, 0);
   const m = model;
   return {
     url,
