@@ -233,7 +233,9 @@ async function load(files, backend, batch, url, threads) {
     // its own thread (one image alone is split by rows over all of them).
     batch: m.backend === 'webgpu' ? batch : threadCount,
     threads: m.backend === 'cpu' ? threadCount : 0,
-    threadsWhy: m.backend === 'cpu' ? threadWhy : '',
+    // (A hardware GPU that could not build the model's plan: the CPU engine runs on the
+    // plain build loaded for WebGPU.)
+    threadsWhy: m.backend !== 'cpu' ? '' : cpu ? threadWhy : 'one thread: the plain build was loaded for the GPU, which could not run this model',
   };
 }
 
