@@ -14,11 +14,32 @@ shipped_models() {
   if [ -f models/SHIPPED ]; then grep -v '^#' models/SHIPPED | sed '/^$/d'; fi
 }
 
+# The threaded CPU engine for the browser (pkg-mt/, README "Speed"): the same crate built
+# with WebAssembly threads on nightly Rust, std rebuilt with atomics (rust-src, installed by
+# scripts/setup.sh), one shared memory imported by every thread's instance (up to 4 GiB, as
+# the plain build may grow to). RUSTFLAGS replaces .cargo/config.toml's rustflags, hence
+# simd128 again. The linker arguments go to this crate only (`cargo rustc`), so changing them
+# does not rebuild std and the dependencies; the TLS exports are what wasm-bindgen needs to
+# give each thread its own thread-locals and stack. clippy-driver compiles it, so the
+# threaded-only code (cfg target_feature = "atomics") is linted in the same build.
+build_mt() {
+  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+simd128" \
+  RUSTC_WORKSPACE_WRAPPER="$(rustup which --toolchain nightly clippy-driver)" \
+    cargo +nightly rustc --release --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
+      --target-dir target/mt -- -D warnings \
+      -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+      -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+      -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+  wasm-bindgen --target web --out-dir pkg-mt target/mt/wasm32-unknown-unknown/release/glow_web.wasm
+}
+
 build_site() {
   wasm-pack build --target web --release --out-dir pkg --no-pack >/dev/null
-  rm -rf dist && mkdir -p dist/pkg dist/models
+  build_mt
+  rm -rf dist && mkdir -p dist/pkg dist/pkg-mt dist/models
   cp -r www/. dist/
   cp pkg/glow_web.js pkg/glow_web_bg.wasm dist/pkg/
+  cp pkg-mt/glow_web.js pkg-mt/glow_web_bg.wasm dist/pkg-mt/
   for m in $(shipped_models); do
     mkdir -p "dist/models/$m"
     for f in model.json weights.safetensors attributes.safetensors; do
@@ -42,14 +63,16 @@ case "${1:-}" in
   serve)
     bash scripts/setup.sh
     build_site
-    echo "serving the demo at http://localhost:$PORT/  (Ctrl-C stops)"
-    exec python3 -m http.server "$PORT" --bind 127.0.0.1 --directory dist
+    # With the COOP/COEP headers that let the page use WebAssembly threads.
+    exec python3 scripts/serve.py --port "$PORT" dist
     ;;
   test)
     bash scripts/setup.sh
     echo "== lint (clippy, native and wasm32, warnings are errors)"
     cargo clippy --all-targets -- -D warnings
     cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
+    echo "== threaded wasm build (nightly, shared memory; linted by clippy as it builds)"
+    build_mt
     echo "== JavaScript: type check (tsc, against the engine's wasm-bindgen types) and eslint"
     wasm-pack build --target web --release --out-dir pkg --no-pack >/dev/null
     npx --no-install tsc -p tsconfig.json

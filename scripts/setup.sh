@@ -16,6 +16,11 @@ fi
 
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+# The threaded browser build (pkg-mt/) rebuilds std with atomics on nightly Rust: it needs
+# the nightly toolchain's std sources and its clippy (which compiles that build).
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+rustup component list --installed --toolchain nightly | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
+rustup component list --installed --toolchain nightly | grep -q '^clippy' || rustup component add clippy --toolchain nightly
 wasm-pack --version 2>/dev/null | grep -q ' 0.15.1$' || cargo install wasm-pack --version 0.15.1 --locked
 wasm-bindgen --version 2>/dev/null | grep -q ' 0.2.130$' || cargo install wasm-bindgen-cli --version 0.2.130
 

@@ -9,6 +9,10 @@
 //! - `face`: face detection, landmarks and alignment (two small nets ported from face-api).
 //! - `reference`: the oracle the tests check the engines against; no engine imports it.
 
+// The threaded wasm build (pkg-mt/, nightly Rust with shared memory) sleeps its helper
+// threads with `memory.atomic.wait32`, whose intrinsic is still unstable.
+#![cfg_attr(all(target_arch = "wasm32", target_feature = "atomics"), feature(stdarch_wasm_atomic_wait))]
+
 pub mod engine;
 pub mod error;
 pub mod face;

@@ -71,11 +71,13 @@ pub struct GlowModel {
 impl GlowModel {
     /// Loads a model from the bytes of its directory's files. `backend`: "auto" (the GPU
     /// on a hardware adapter, else the CPU engine; `backendReason` says why), "gpu" (or
-    /// "webgpu") or "cpu". `batch` is the GPU plan's images per dispatch.
-    pub async fn load(config_json: String, weights: Vec<u8>, attributes: Option<Vec<u8>>, backend: String, batch: u32) -> Result<GlowModel, JsValue> {
+    /// "webgpu") or "cpu". `batch` is the GPU plan's images per dispatch. `threads`: the
+    /// CPU engine's threads (default 0: all there are; only the threaded build, pkg-mt/,
+    /// has more than one, once its helper workers run).
+    pub async fn load(config_json: String, weights: Vec<u8>, attributes: Option<Vec<u8>>, backend: String, batch: u32, threads: Option<u32>) -> Result<GlowModel, JsValue> {
         let model = Model::from_bytes(&config_json, &weights, attributes.as_deref()).map_err(js_err)?;
         let pref = Preference::parse(&backend).map_err(js_err)?;
-        let opts = Options { backend: pref, batch: batch.clamp(1, 64) as usize, ..Options::default() };
+        let opts = Options { backend: pref, batch: batch.clamp(1, 64) as usize, threads: threads.unwrap_or(0) as usize, ..Options::default() };
         let session = Session::with_probe(model, opts, shared_context()).await.map_err(js_err)?;
         Ok(GlowModel { session: Rc::new(session) })
     }
@@ -323,4 +325,46 @@ pub fn aligned_crop(rgba: Vec<u8>, width: u32, height: u32, transform: Vec<f64>,
     }
     let px = crate::face::aligned_crop(&img, &t, out_width as usize, out_height as usize);
     Ok(Uint8ClampedArray::from(px.as_slice()))
+}
+
+/// The threaded build (`pkg-mt/`, shared memory) only: what the engine worker needs to start
+/// the CPU engine's helper workers (www/glow/engine-worker.js, thread-worker.js). Each
+/// helper instantiates `threadModule()` on `threadMemory()` and calls `threadHelper()`,
+/// which never returns; the engine made after that uses every helper that has started.
+#[cfg(target_feature = "atomics")]
+mod threads {
+    use crate::engine::cpu::threads;
+    use wasm_bindgen::prelude::*;
+
+    /// This module, compiled (to instantiate in a helper worker).
+    #[wasm_bindgen(js_name = threadModule)]
+    pub fn thread_module() -> JsValue {
+        wasm_bindgen::module()
+    }
+
+    /// The shared memory (a `WebAssembly.Memory` over a SharedArrayBuffer).
+    #[wasm_bindgen(js_name = threadMemory)]
+    pub fn thread_memory() -> JsValue {
+        wasm_bindgen::memory()
+    }
+
+    /// A helper worker's whole life: waits for parts of the engine's work and does them.
+    /// Never returns; only a trap ends it, and then the worker calls `threadHelperLost`.
+    #[wasm_bindgen(js_name = threadHelper)]
+    pub fn thread_helper() {
+        threads::wasm_help()
+    }
+
+    /// How many helper workers are running.
+    #[wasm_bindgen(js_name = threadHelpers)]
+    pub fn thread_helpers() -> u32 {
+        threads::wasm_helpers() as u32
+    }
+
+    /// A helper's `threadHelper` ended with an error: the engine stops counting on it (a
+    /// call that waits for one of its parts fails instead of waiting forever).
+    #[wasm_bindgen(js_name = threadHelperLost)]
+    pub fn thread_helper_lost() {
+        threads::wasm_helper_lost()
+    }
 }

@@ -55,7 +55,7 @@ async fn js_api_round_trip_and_errors() {
     use glow_web::web::GlowModel;
     let f = &cases::fixtures()[1];
     for backend in ["webgpu", "cpu"] {
-        let m = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, backend.into(), 2).await.unwrap_or_else(|_| panic!("load {backend}"));
+        let m = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, backend.into(), 2, None).await.unwrap_or_else(|_| panic!("load {backend}"));
         assert_eq!(m.backend(), backend);
         assert!(m.backend_reason().contains("as asked"), "{}", m.backend_reason());
         assert_eq!((m.width(), m.height(), m.dim()), (16, 16, 768));
@@ -90,9 +90,9 @@ async fn js_api_round_trip_and_errors() {
         let mid = m.mix(eps.clone(), vec![0.0; 768], 0.5, Some("linear".into())).unwrap().to_vec();
         assert!((mid[3] - eps[3] / 2.0).abs() < 1e-6);
     }
-    let e = GlowModel::load("{}".into(), vec![1, 2, 3], None, "auto".into(), 1).await.err().unwrap();
+    let e = GlowModel::load("{}".into(), vec![1, 2, 3], None, "auto".into(), 1, None).await.err().unwrap();
     assert_eq!(name(e), "BadModelFile");
-    let e = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, "metal".into(), 1).await.err().unwrap();
+    let e = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, "metal".into(), 1, None).await.err().unwrap();
     assert_eq!(name(e), "BadInput");
 }
 

@@ -493,7 +493,8 @@ export class GlowFace extends HTMLElement {
     // (the engine may also prefer the CPU over a software adapter: then it says why).
     const noWebGPU = info.backend === 'cpu' && !!info.webgpuProblem;
     ui.backendNote.textContent = info.backend === 'webgpu' ? 'WebGPU' : noWebGPU ? 'CPU (no WebGPU)' : 'CPU';
-    ui.backendNote.title = noWebGPU ? info.webgpuProblem : info.backend === 'webgpu' ? `${info.adapter}. ${info.reason}` : info.reason;
+    const threads = info.threadsWhy ? ` (${info.threadsWhy})` : '';
+    ui.backendNote.title = noWebGPU ? `${info.webgpuProblem}${threads}` : info.backend === 'webgpu' ? `${info.adapter}. ${info.reason}` : `${info.reason}${threads}`;
     this.#emit('glow-ready', {
       width: info.width, height: info.height, backend: info.backend, adapter: info.adapter,
       reason: info.reason, name: info.name, model: info.url,

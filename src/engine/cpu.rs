@@ -8,7 +8,7 @@
 
 mod conv;
 mod gemm;
-mod threads;
+pub(crate) mod threads;
 
 use super::{Backend, Engine, Job, Latents};
 use crate::model::flow::{self as ops, finish, split_geometry, Encoded};

@@ -30,7 +30,7 @@ export const BASE_ARGS = [
 export const GPU_ARGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'];
 
 // ---------------------------------------------------------------------------------------
-// A tiny static server for dist/.
+// A tiny static server for dist/ (cross-origin isolated unless asked otherwise).
 
 export const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -38,7 +38,12 @@ export const TYPES = {
   '.png': 'image/png', '.jpg': 'image/jpeg', '.svg': 'image/svg+xml', '.safetensors': 'application/octet-stream',
 };
 
-export function serve(dir) {
+// Sent with every response unless `serve(dir, {isolate: false})`: they make the page
+// cross-origin isolated (SharedArrayBuffer, so the threaded CPU engine), as
+// scripts/serve.py does for ./build.sh serve.
+export const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+
+export function serve(dir, { isolate = true } = {}) {
   const server = http.createServer((req, res) => {
     let p;
     try {
@@ -56,6 +61,7 @@ export function serve(dir) {
         'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
         'content-length': st.size,
         'cache-control': 'no-cache',
+        ...(isolate ? ISOLATION : {}),
       });
       if (req.method === 'HEAD') { res.end(); return; }
       fs.createReadStream(file).pipe(res);

@@ -115,6 +115,59 @@ async function main() {
       return `${r.workers} workers, identical bytes, ${r.ms.toFixed(0)} ms per image`;
     });
 
+    await check('cross-origin isolated, one CPU engine runs on 2 WebAssembly threads, to the same bytes as the single-threaded build', async () => {
+      const r = await page.evaluate(async () => {
+        const { GlowClient } = await import('/glow/client.js');
+        const models = await (await fetch('/models/index.json')).json();
+        // 2 threads whatever the core count, so this runs (and can fail) on one core too.
+        const mt = await GlowClient.open(models[0], { backend: 'cpu', threads: 2 });
+        const st = await GlowClient.open(models[0], { backend: 'cpu', threads: 1, workers: 1 });
+        const n = 4;
+        const { dim, width, height } = mt.info;
+        const eps = await mt.sampleEps(n, 11, 0.7);
+        const count = (/** @type {ArrayLike<number>} */ x, /** @type {ArrayLike<number>} */ y) => {
+          let d = x.length === y.length ? 0 : Infinity;
+          for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) d++;
+          return d;
+        };
+        const grid = await mt.decode(eps, n); // a grid: one image per thread
+        const single = await st.decode(eps, n);
+        const one = await mt.decode(eps.slice(0, dim), 1); // one image: its convs split by rows
+        const rgba = single.slice(0, 2 * width * height * 4);
+        const em = await mt.encode(rgba, 2);
+        const es = await st.encode(rgba, 2);
+        const bits = (/** @type {Float32Array | Float64Array} */ v) => new Uint32Array(v.buffer, v.byteOffset, v.byteLength / 4);
+        const r = {
+          threads: mt.info.threads, why: mt.info.threadsWhy, adapter: mt.info.adapter, workers: mt.workers.length,
+          plain: [st.info.threads, st.info.adapter],
+          grid: count(grid, single), one: count(one, single.subarray(0, width * height * 4)),
+          eps: count(bits(em.eps), bits(es.eps)), bpd: count(bits(em.bitsPerDim), bits(es.bitsPerDim)),
+        };
+        mt.release();
+        st.release();
+        return r;
+      });
+      assert(r.threads === 2 && / 2 threads/.test(r.adapter), `threaded engine: ${r.threads} threads (${r.adapter}; ${r.why})`);
+      assert(r.workers === 1, `${r.workers} workers for the threaded engine`);
+      assert(r.plain[0] === 1 && / 1 thread/.test(r.plain[1]), `plain engine: ${r.plain}`);
+      assert(r.grid === 0 && r.one === 0, `${r.grid} bytes of a 4-image grid and ${r.one} of one image differ from the single-threaded decode`);
+      assert(r.eps === 0 && r.bpd === 0, `encode: ${r.eps} eps words and ${r.bpd} bits/dim words differ`);
+      return `${r.adapter}: decode (4 images, and 1) and encode identical to the plain build's`;
+    });
+
+    await check('cross-origin isolated, the page runs its CPU engine on one thread per core and says so', async () => {
+      const r = await page.evaluate(() => ({
+        backend: document.body.dataset.backend, threads: Number(document.body.dataset.threads), cores: navigator.hardwareConcurrency,
+        isolated: crossOriginIsolated, status: document.querySelector('#status')?.textContent || '', why: document.querySelector('#backend-why')?.textContent || '',
+      }));
+      assert(r.isolated, 'the page is not cross-origin isolated');
+      if (r.backend !== 'cpu') return `skipped: the page runs on ${r.backend}`;
+      const want = Math.min(r.cores, 8);
+      assert(r.threads === want, `${r.threads} threads on ${r.cores} cores (${r.why})`);
+      if (want > 1) assert(new RegExp(`${want} threads`).test(r.status) && /WebAssembly threads/.test(r.why), `status "${r.status}", why "${r.why}"`);
+      return `${r.status} · ${r.why}`;
+    });
+
     await check('with ?backend=webgpu the page samples on WebGPU too', async () => {
       const p2 = await context.newPage();
       watch(p2, origin, log);
@@ -127,6 +180,61 @@ async function main() {
       await p2.close();
       return status;
     });
+
+    // A host that sends no COOP/COEP headers (GitHub Pages): the page isolates itself with
+    // its service worker, or, where service workers are blocked, runs single-threaded and
+    // says why. (Another origin: its requests are not counted in the privacy check below.)
+    const plain = await serve(DIST, { isolate: false });
+    const plainOrigin = `http://127.0.0.1:${plain.address().port}`;
+    /** Loads the page on the plain server, through a reload if the page makes one. */
+    const openPlain = async (/** @type {import('playwright-core').BrowserContext} */ ctx) => {
+      const p = await ctx.newPage();
+      p.on('pageerror', (e) => log.errors.push(`pageerror (plain host): ${e.message}`));
+      await p.goto(`${plainOrigin}/?grid=1&backend=cpu`);
+      const until = Date.now() + WAIT;
+      for (;;) {
+        try {
+          await p.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: Math.max(1, until - Date.now()) });
+          break;
+        } catch (e) {
+          if (Date.now() > until || !/context was destroyed|navigat/i.test(String(e))) throw e; // the one reload
+        }
+      }
+      return p.evaluate(() => ({
+        isolated: crossOriginIsolated, threads: Number(document.body.dataset.threads), cores: navigator.hardwareConcurrency,
+        status: document.querySelector('#status')?.textContent || '', why: document.querySelector('#backend-why')?.textContent || '',
+        sw: !!navigator.serviceWorker.controller,
+      }));
+    };
+    try {
+      await check('without cross-origin isolation (no headers, no service worker) the CPU engine falls back to one thread per worker and says why', async () => {
+        const ctx = await browser.newContext({ serviceWorkers: 'block' });
+        try {
+          const r = await openPlain(ctx);
+          assert(!r.isolated, 'isolated without headers or a service worker');
+          assert(r.threads === 1, `${r.threads} threads without isolation`);
+          assert(/one thread/.test(r.status) && /not cross-origin isolated/.test(r.why), `status "${r.status}", why "${r.why}"`);
+          return `${r.status} · ${r.why}`;
+        } finally {
+          await ctx.close();
+        }
+      });
+
+      await check('on a host without the headers, coi-sw.js isolates the page (one reload) and the CPU engine gets its threads', async () => {
+        const ctx = await browser.newContext();
+        try {
+          const r = await openPlain(ctx);
+          assert(r.sw && r.isolated, `service worker controls the page: ${r.sw}, isolated: ${r.isolated}`);
+          const want = Math.min(r.cores, 8);
+          assert(r.threads === want, `${r.threads} threads on ${r.cores} cores (${r.why})`);
+          return r.status;
+        } finally {
+          await ctx.close();
+        }
+      });
+    } finally {
+      plain.close();
+    }
 
     await check('the sample grid is not blank', async () => {
       first = await canvasStats(page, '#grid canvas');

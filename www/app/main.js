@@ -8,6 +8,7 @@
 //            &grid=4 (faces per side) &backend=auto|webgpu|cpu
 
 import { GlowClient } from '../glow/client.js';
+import { isolate } from './isolate.js';
 import { Store } from './store.js';
 import { $, showError, clearError } from './ui.js';
 import * as samples from './samples.js';
@@ -65,14 +66,20 @@ function describeBackend() {
   const { client, msPerImage } = store.state;
   if (!client) return;
   const i = client.info;
-  const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}` : `CPU engine (WebAssembly, ${client.workers.length} worker${client.workers.length > 1 ? 's' : ''})`];
+  const nw = client.workers.length;
+  // With WebAssembly threads one worker runs the engine on several threads; without them,
+  // several single-threaded workers share a grid. `threadsWhy` says which and why.
+  const cpu = i.threads > 1 ? `${i.threads} threads` : nw > 1 ? `${nw} workers, one thread each` : '1 worker, one thread';
+  const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}` : `CPU engine (WebAssembly, ${cpu})`];
   if (msPerImage !== null) parts.push(`${msPerImage < 10 ? msPerImage.toFixed(1) : Math.round(msPerImage)} ms per image`);
-  setStatus(parts.join(' · '), i.reason);
   // The engine's reason can carry the browser's raw adapter text (a list of every graphics
-  // API it lacks): the first clause on the page, all of it on hover.
+  // API it lacks): its first clause on the page, all of it on hover.
   const cut = i.reason.indexOf(' (');
-  $('backend-why').textContent = i.reason.length > 90 && cut > 0 ? i.reason.slice(0, cut) : i.reason;
-  $('backend-why').title = i.reason;
+  const reason = i.reason.length > 90 && cut > 0 ? i.reason.slice(0, cut) : i.reason;
+  const more = i.threadsWhy ? ` ${i.threadsWhy.charAt(0).toUpperCase()}${i.threadsWhy.slice(1)}.` : '';
+  setStatus(parts.join(' · '), `${i.reason}.${more}`);
+  $('backend-why').textContent = `${reason}.${more}`;
+  $('backend-why').title = `${i.reason}.${more}`;
 }
 
 let verb = 'Downloading';
@@ -155,6 +162,7 @@ async function switchModel(url, folder) {
   $('progress').hidden = true;
   const i = client.info;
   document.body.dataset.backend = i.backend;
+  document.body.dataset.threads = String(i.threads);
   document.body.dataset.cached = i.cached ? '1' : '0';
   const notice = $('notice');
   notice.hidden = !i.webgpuProblem;
@@ -185,6 +193,9 @@ async function switchModel(url, folder) {
 }
 
 async function main() {
+  // Before anything loads: on a host without COOP/COEP headers this may reload the page
+  // once, through the service worker that adds them (WebAssembly threads need them).
+  await isolate();
   const ctx = { store, writeUrl };
   samples.mount(ctx);
   you.mount(ctx);

@@ -1,7 +1,9 @@
 // @ts-check
 // GlowClient: the one way the page and the <glow-face> widget reach the engine. The engine
-// runs in dedicated workers (engine-worker.js, one on WebGPU, one per core up to four on
-// the CPU engine), so the page's main thread only posts messages and draws pixels.
+// runs in dedicated workers (engine-worker.js), so the page's main thread only posts
+// messages and draws pixels: one worker on WebGPU; on the CPU engine one worker whose engine
+// runs on every core with WebAssembly threads (pkg-mt/, where the page is cross-origin
+// isolated), else one single-threaded worker per core but one, up to four.
 //
 //   const client = await GlowClient.open('models/celeba-64x64-additive', {onProgress});
 //   const eps = await client.sampleEps(16, seed, 0.7);
@@ -22,6 +24,16 @@
 /** @typedef {(p: {fraction: number, loaded: number, total: number}) => void} ProgressFn */
 /** @typedef {(rgba: Uint8ClampedArray, first: number, count: number) => void} ChunkFn */
 /** @typedef {{key?: string, priority?: number}} CallOptions */
+/**
+ * @typedef {Object} OpenOptions
+ * @property {BackendChoice} [backend]  'auto' (default), 'webgpu' or 'cpu'
+ * @property {number} [batch]    the GPU plan's images per call
+ * @property {number} [workers]  CPU engine: engine workers (default: 1 with threads, else
+ *   one per core but one, up to 4)
+ * @property {number} [threads]  CPU engine: threads per worker (default: one per core, up to
+ *   8, shared out among `workers`; 1 runs the plain single-threaded build)
+ * @property {ProgressFn} [onProgress]
+ */
 
 const WORKER_URL = new URL('./engine-worker.js', import.meta.url);
 
@@ -131,7 +143,7 @@ export class GlowClient {
   /**
    * Loads (once per document) the model in directory `url`, in workers.
    * @param {string} url  a model directory, relative to the document
-   * @param {{backend?: BackendChoice, batch?: number, workers?: number, onProgress?: ProgressFn}} [opts]
+   * @param {OpenOptions} [opts]
    * @returns {Promise<GlowClient>}
    */
   static open(url, opts = {}) {
@@ -143,7 +155,7 @@ export class GlowClient {
    * Loads a model from a folder the visitor picked (`<input type=file webkitdirectory>`):
    * its model.json and the files it names are read in the worker; nothing is uploaded.
    * @param {File[]} files
-   * @param {{backend?: BackendChoice, batch?: number, workers?: number, onProgress?: ProgressFn}} [opts]
+   * @param {OpenOptions} [opts]
    * @returns {Promise<GlowClient>}
    */
   static openFolder(files, opts = {}) {
@@ -315,20 +327,20 @@ const shared = new Map();
 let folders = 0;
 
 /**
- * One client per model source, backend and worker count on a document, shared by the
- * page and its widgets; progress goes to every caller waiting for it.
+ * One client per model source, backend, worker and thread count on a document, shared by
+ * the page and its widgets; progress goes to every caller waiting for it.
  * @param {import('./protocol.js').ModelSource} source @param {string} id
- * @param {{backend?: BackendChoice, batch?: number, workers?: number, onProgress?: ProgressFn}} opts
+ * @param {OpenOptions} opts
  * @returns {Promise<GlowClient>}
  */
 function openShared(source, id, opts) {
   const backend = opts.backend || 'auto';
-  const key = `${id}|${backend}|${opts.workers ?? ''}`;
+  const key = `${id}|${backend}|${opts.workers ?? ''}|${opts.threads ?? ''}`;
   let entry = shared.get(key);
   if (!entry) {
     /** @type {SharedEntry} */
     const e = { listeners: new Set(), last: null, promise: Promise.resolve(/** @type {any} */ (null)) };
-    e.promise = openUncached(source, backend, opts.batch ?? 4, opts.workers, (p) => {
+    e.promise = openUncached(source, backend, opts.batch ?? 4, opts.workers, opts.threads, (p) => {
       e.last = p;
       for (const f of e.listeners) {
         try { f(p); } catch { /* a listener's bug is not ours */ }
@@ -353,9 +365,12 @@ function openShared(source, id, opts) {
 
 /**
  * @param {import('./protocol.js').ModelSource} source @param {BackendChoice} backend @param {number} batch
- * @param {number | undefined} workers @param {ProgressFn} report
+ * @param {number | undefined} workers @param {number | undefined} threads @param {ProgressFn} report
  */
-async function openUncached(source, backend, batch, workers, report) {
+async function openUncached(source, backend, batch, workers, threads, report) {
+  const cores = navigator.hardwareConcurrency || 1;
+  // Several workers asked for: each gets its share of the cores (1 thread each on 2 cores).
+  const perWorker = threads ?? (workers && workers > 1 ? Math.max(1, Math.floor(cores / workers)) : 0);
   let first;
   try {
     first = new EngineWorker();
@@ -365,7 +380,7 @@ async function openUncached(source, backend, batch, workers, report) {
   /** @type {{info: ModelInfo, files?: ModelFiles}} */
   let opened;
   try {
-    opened = await first.send({ type: 'open', source, backend, batch }, {
+    opened = await first.send({ type: 'open', source, backend, batch, threads: perWorker }, {
       onProgress: (loaded, total) => report({ loaded, total, fraction: total ? Math.min(1, loaded / total) : 0 }),
     }).promise;
   } catch (e) {
@@ -374,15 +389,17 @@ async function openUncached(source, backend, batch, workers, report) {
   }
   const info = opened.info;
   const all = [first];
-  // The CPU engine runs one image per worker: one per core but one (kept for the page's
+  // With WebAssembly threads one engine uses every core (a grid one image per thread, one
+  // image split by rows) and holds one copy of the model: one worker is best. Without them
+  // the CPU engine runs one image per worker: one per core but one (kept for the page's
   // main thread, so that it stays responsive), up to four, loaded from the same bytes.
-  const cores = navigator.hardwareConcurrency || 1;
-  const extra = info.backend === 'cpu' && opened.files ? Math.max(0, (workers ?? Math.min(cores - 1, 4)) - 1) : 0;
+  const dflt = info.threads > 1 ? 1 : Math.min(cores - 1, 4);
+  const extra = info.backend === 'cpu' && opened.files ? Math.max(0, (workers ?? dflt) - 1) : 0;
   if (extra > 0) {
     const more = [];
     for (let i = 0; i < extra; i++) more.push(new EngineWorker());
     const files = /** @type {ModelFiles} */ (opened.files);
-    const ok = await Promise.all(more.map((w) => w.send({ type: 'adopt', files, backend: 'cpu' }).promise.then(() => true, () => false)));
+    const ok = await Promise.all(more.map((w) => w.send({ type: 'adopt', files, backend: 'cpu', threads: perWorker }).promise.then(() => true, () => false)));
     more.forEach((w, i) => { if (ok[i]) all.push(w); else w.terminate(); });
   }
   return new GlowClient(all, info);

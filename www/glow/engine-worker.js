@@ -10,7 +10,11 @@
 /** @typedef {import('./protocol.js').ModelFiles} ModelFiles */
 /** @typedef {import('../pkg/glow_web.js').GlowModel} GlowModel */
 
+import { startHelpers, threadPlan } from './threads.js';
+
 const PKG_URL = new URL('../pkg/glow_web.js', import.meta.url).href;
+// The same engine built with WebAssembly threads over shared memory (./build.sh builds both).
+const PKG_MT_URL = new URL('../pkg-mt/glow_web.js', import.meta.url).href;
 const CACHE_NAME = 'glow-weights-v1';
 
 // The worker's global scope (typed by hand: the DOM and WebWorker libraries clash in one
@@ -37,17 +41,51 @@ function wire(e) {
   return { name: 'Error', message: String(e) };
 }
 
-/** @type {Promise<typeof import('../pkg/glow_web.js')> | null} */
+/** @typedef {typeof import('../pkg/glow_web.js')} Glow */
+/** @typedef {import('./threads.js').ThreadedGlow} ThreadedGlow */
+
+/** @type {Promise<Glow> | null} */
 let wasm = null;
-/** The wasm module once loaded (a model is loaded only after it). @type {typeof import('../pkg/glow_web.js')} */
+/** The wasm module once loaded (a model is loaded only after it). @type {Glow} */
 let glowModule;
-function initWasm() {
+/** Threads of the CPU engine in this worker (1 unless the threaded build runs). */
+let threadCount = 1;
+/** Why the CPU engine runs on `threadCount` threads. */
+let threadWhy = '';
+
+/**
+ * Loads the engine's wasm once per worker: the threaded build when `threads` > 1 and it can
+ * run here (it starts its helper threads first), else the plain one. Later calls get the one
+ * already loaded.
+ * @param {number} [threads]  CPU-engine threads wanted (1: the plain build)
+ * @param {string} [why]      why no threads, when `threads` is 1
+ */
+function initWasm(threads = 1, why = '') {
   if (!wasm) {
-    wasm = import(PKG_URL).then(async (mod) => {
+    wasm = (async () => {
+      if (threads > 1) {
+        try {
+          const mt = /** @type {ThreadedGlow} */ (await import(PKG_MT_URL));
+          await mt.default();
+          threadCount = 1 + await startHelpers(mt, PKG_MT_URL, threads - 1);
+          threadWhy = threadCount > 1
+            ? 'WebAssembly threads: the page is cross-origin isolated'
+            : 'the threaded build started no helper thread';
+          glowModule = mt;
+          return mt;
+        } catch (e) {
+          // A fresh worker could still load the plain build; this one can too, since the
+          // threaded build's module is a different one.
+          why = `the threaded build (pkg-mt/) could not start: ${wire(e).message}`;
+        }
+      }
+      const mod = await import(PKG_URL);
       await mod.default();
+      threadCount = 1;
+      threadWhy = why;
       glowModule = mod;
       return mod;
-    });
+    })();
   }
   return wasm;
 }
@@ -154,19 +192,24 @@ async function probeWebGPU() {
 /**
  * @param {ModelFiles} files @param {import('./protocol.js').BackendChoice} backend
  * @param {number} batch @param {string} url
+ * @param {number} threads  CPU-engine threads wanted (0: one per core; 1: the plain build)
  * @returns {Promise<ModelInfo>}
  */
-async function load(files, backend, batch, url) {
-  const glow = await initWasm();
+async function load(files, backend, batch, url, threads) {
+  const probe = backend === 'cpu' ? { problem: '', adapter: '', software: false } : await probeWebGPU();
+  // The CPU engine runs where `Backend::choose` picks it: asked for, or `auto` without a
+  // hardware adapter. Only then is the threaded build worth loading; WebGPU keeps the plain one.
+  const cpu = backend === 'cpu' || (backend === 'auto' && (!!probe.problem || probe.software));
+  const plan = cpu ? threadPlan(threads) : { threads: 1, why: '' };
+  const glow = await initWasm(plan.threads, plan.why);
   let config;
   try {
     config = JSON.parse(files.config);
   } catch (e) {
     throw named('BadModelFile', `model.json is not valid JSON: ${wire(e).message}`);
   }
-  const probe = backend === 'cpu' ? { problem: '', adapter: '', software: false } : await probeWebGPU();
   if (probe.software) batch = 1;
-  model = await glow.GlowModel.load(files.config, files.weights, files.attributes, backend, batch);
+  model = await glow.GlowModel.load(files.config, files.weights, files.attributes, backend, batch, 0);
   const m = model;
   return {
     url,
@@ -186,7 +229,13 @@ async function load(files, backend, batch, url) {
     config,
     bytes: files.weights.length + (files.attributes ? files.attributes.length : 0),
     cached: false,
-    batch: m.backend === 'webgpu' ? batch : 1,
+    // The CPU engine decodes a grid a few images per call: one per thread, each image on
+    // its own thread (one image alone is split by rows over all of them).
+    batch: m.backend === 'webgpu' ? batch : threadCount,
+    threads: m.backend === 'cpu' ? threadCount : 0,
+    // (A hardware GPU that could not build the model's plan: the CPU engine runs on the
+    // plain build loaded for WebGPU.)
+    threadsWhy: m.backend !== 'cpu' ? '' : cpu ? threadWhy : 'one thread: the plain build was loaded for the GPU, which could not run this model',
   };
 }
 
@@ -213,8 +262,9 @@ async function readFile(file, onProgress) {
  * Downloads (or reads from a picked folder) a model directory's files and loads them.
  * @param {number} id @param {import('./protocol.js').ModelSource} source
  * @param {import('./protocol.js').BackendChoice} backend @param {number} batch
+ * @param {number} threads
  */
-async function open(id, source, backend, batch) {
+async function open(id, source, backend, batch, threads) {
   /** @type {(name: string, version: string, onProgress: (l: number, t: number) => void) => Promise<{bytes: Uint8Array, cached: boolean}>} */
   let get;
   let where;
@@ -257,7 +307,7 @@ async function open(id, source, backend, batch) {
   })));
   /** @type {ModelFiles} */
   const files = { config: configText, weights: got[0].bytes, attributes: got[1] ? got[1].bytes : undefined };
-  const i = await load(files, backend, batch, where);
+  const i = await load(files, backend, batch, where, threads);
   i.cached = got.every((g) => g.cached);
   info = i;
   // The CPU engine's other workers load from these bytes instead of reading them again.
@@ -418,10 +468,10 @@ scope.onmessage = (/** @type {MessageEvent<ToWorker>} */ e) => {
   const m = e.data;
   switch (m.type) {
     case 'open':
-      open(m.id, m.source, m.backend, m.batch).catch((err) => post({ type: 'error', id: m.id, error: wire(err) }));
+      open(m.id, m.source, m.backend, m.batch, m.threads ?? 0).catch((err) => post({ type: 'error', id: m.id, error: wire(err) }));
       break;
     case 'adopt':
-      load(m.files, m.backend, 1, '').then((i) => {
+      load(m.files, m.backend, 1, '', m.threads ?? 0).then((i) => {
         info = i;
         post({ type: 'opened', id: m.id, info: i });
       }, (err) => post({ type: 'error', id: m.id, error: wire(err) }));

@@ -2,15 +2,19 @@
 // (engine-worker.js). Types only; nothing here runs.
 //
 // Page -> worker                           Worker -> page
-//   {type:'open', id, source, backend, batch} {type:'progress', id, loaded, total}
-//   {type:'adopt', id, files, backend}       {type:'opened', id, info, files?}
+//   {type:'open', id, source, backend, batch, threads}
+//                                            {type:'progress', id, loaded, total}
+//   {type:'adopt', id, files, backend, threads} {type:'opened', id, info, files?}
 //   {type:'call', id, op, args, priority}    {type:'chunk', id, first, count, rgba}
 //   {type:'cancel', id}                      {type:'done', id, value}
 //                                            {type:'error', id, error: {name, message}}
 //
 // 'open' downloads a model directory (through Cache Storage), or reads one from a folder the
 // visitor picked (File objects; nothing is uploaded), and loads it; 'adopt' loads
-// one from bytes another worker already has (the CPU engine runs one worker per core).
+// one from bytes another worker already has (without WebAssembly threads, the CPU engine
+// runs one worker per core). `threads` is the CPU engine's threads in that worker: 0 for
+// one per core (the threaded build, pkg-mt/, where the page is cross-origin isolated), 1 for
+// the plain build.
 // Engine calls ('decode', 'encode', 'bitsPerDim') queue one at a time, highest priority
 // first; a decode of several images runs a chunk at a time and answers each chunk as it
 // is done, so a higher-priority call (a slider move) overtakes a long one (a blend strip)
@@ -39,6 +43,8 @@
  * @property {number} bytes         bytes downloaded (or read from the cache)
  * @property {boolean} cached       whether every file came from Cache Storage
  * @property {number} batch         images per engine call
+ * @property {number} threads       the CPU engine's threads in this worker (0 on WebGPU)
+ * @property {string} threadsWhy    why that many threads ('' on WebGPU)
  *
  * @typedef {{ config: string, weights: Uint8Array, attributes?: Uint8Array }} ModelFiles
  *
@@ -51,8 +57,8 @@
  * @typedef {{url: string} | {files: File[]}} ModelSource
  *   a model directory's URL, or the files of a folder the visitor picked
  *
- * @typedef {{type: 'open', id: number, source: ModelSource, backend: BackendChoice, batch: number}
- *   | {type: 'adopt', id: number, files: ModelFiles, backend: BackendChoice}
+ * @typedef {{type: 'open', id: number, source: ModelSource, backend: BackendChoice, batch: number, threads: number}
+ *   | {type: 'adopt', id: number, files: ModelFiles, backend: BackendChoice, threads: number}
  *   | {type: 'call', id: number, op: Op, args: any[], priority: number}
  *   | {type: 'cancel', id: number}} ToWorker
  *

@@ -1,14 +1,14 @@
-//! How the CPU engine spreads its work over the cores. Natively: for the length of one engine
-//! call, `n - 1` helper threads (scoped, so they borrow the call's data) wait for parts of
-//! work by spinning, and the caller's thread works too; in wasm32 everything runs on the
-//! caller's thread (wasm threads need nightly Rust and a cross-origin-isolated page; the page
-//! runs one engine per Web Worker instead).
+//! How the CPU engine spreads its work over the cores: for the length of one engine call, a
+//! team of threads (the caller's and `n - 1` helpers) takes parts of each job as they come
+//! (`ticket`). Natively the helpers are scoped threads that live for the call (`native`); in
+//! wasm built with shared memory (`pkg-mt/`) they are Web Workers started once per engine
+//! worker (`wasm`); in the plain wasm build (`pkg/`) everything runs on the caller's thread.
 //!
 //! Why not a general pool (rayon was tried): a conv of the default model takes 20-200 us, and
 //! a decode has 259 of them in a row with short serial gaps between. A pool whose idle
 //! workers go to sleep must wake one for each conv; on these machines that often took longer
-//! than the conv, and 2 threads ran a batch-1 decode barely faster than 1. Spinning helpers
-//! that live only while a call runs pick up each split at once.
+//! than the conv, and 2 threads ran a batch-1 decode barely faster than 1. Helpers that spin
+//! while a call runs pick up each split at once.
 //!
 //! Work is split by output rows (pixels) or by images, never along a reduction: every output
 //! value is computed by the same code from the same inputs in the same order whichever thread
@@ -16,19 +16,55 @@
 
 use std::sync::Mutex;
 
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+mod ticket;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+type Link = native::Crew;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+mod wasm;
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub(crate) use wasm::{help as wasm_help, helpers as wasm_helpers, lost as wasm_helper_lost};
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+type Link = &'static wasm::Pool;
+
+/// The plain wasm build has no helpers: a team there is always one thread.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+enum Link {}
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+impl Link {
+    fn run(&self, _parts: usize, _job: &(dyn Fn(usize) + Sync)) {
+        match *self {}
+    }
+}
+
 /// The engine's thread count.
 pub struct Threads {
     n: usize,
 }
 
 impl Threads {
-    /// `n` threads; 0 means one per core (`available_parallelism`). In wasm32 always one.
+    /// `n` threads; 0 means one per core (`available_parallelism`). In wasm: at most one
+    /// more than the helper workers started (`pkg-mt/`), 0 meaning all of them; so always
+    /// one in the plain build.
     pub fn new(n: usize) -> Threads {
-        if cfg!(target_arch = "wasm32") {
-            return Threads { n: 1 };
-        }
+        #[cfg(not(target_arch = "wasm32"))]
         let n = if n == 0 { std::thread::available_parallelism().map_or(1, |c| c.get()) } else { n };
+        #[cfg(target_arch = "wasm32")]
+        let n = if n == 0 { Threads::available() } else { n.min(Threads::available()) };
         Threads { n }
+    }
+
+    /// The caller's thread and the helpers that are running.
+    #[cfg(target_arch = "wasm32")]
+    fn available() -> usize {
+        #[cfg(target_feature = "atomics")]
+        return 1 + wasm::helpers();
+        #[cfg(not(target_feature = "atomics"))]
+        1
     }
 
     pub fn count(&self) -> usize {
@@ -40,7 +76,15 @@ impl Threads {
     pub fn call<R>(&self, f: impl FnOnce(&Team) -> R) -> R {
         #[cfg(not(target_arch = "wasm32"))]
         if self.n > 1 {
-            return team::with_helpers(self.n, f);
+            return native::with_helpers(self.n, f);
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+        if self.n > 1 {
+            // Fewer if a helper was lost since the engine was made.
+            let n = self.n.min(Threads::available());
+            if let (true, Some(_held)) = (n > 1, wasm::POOL.take()) {
+                return f(&Team { n, link: Some(&wasm::POOL) });
+            }
         }
         f(&Team::single())
     }
@@ -49,17 +93,12 @@ impl Threads {
 /// The threads of one call. `run` hands out parts of a job to them.
 pub struct Team {
     n: usize,
-    #[cfg(not(target_arch = "wasm32"))]
-    shared: Option<team::Shared>,
+    link: Option<Link>,
 }
 
 impl Team {
     fn single() -> Team {
-        Team {
-            n: 1,
-            #[cfg(not(target_arch = "wasm32"))]
-            shared: None,
-        }
+        Team { n: 1, link: None }
     }
 
     pub fn count(&self) -> usize {
@@ -69,9 +108,8 @@ impl Team {
     /// Calls `job(0), ..., job(parts - 1)`, each exactly once, spread over the team's
     /// threads; returns when all have returned.
     pub fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync)) {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let (Some(s), true) = (&self.shared, parts > 1) {
-            return s.run(parts, job);
+        if let (Some(link), true) = (&self.link, parts > 1) {
+            return link.run(parts, job);
         }
         (0..parts).for_each(job)
     }
@@ -105,133 +143,6 @@ impl Team {
         let mut out: Vec<T> = slots.into_iter().filter_map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
         out.extend((whole..n).map(|i| f(i, self)));
         out
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-mod team {
-    use super::Team;
-    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-
-    /// A spinning helper yields its core after this many idle polls (about 50 us), so that
-    /// on a busy machine it does not hold a core the caller's thread may need.
-    const SPINS_BEFORE_YIELD: u32 = 2000;
-
-    type Job<'a> = &'a (dyn Fn(usize) + Sync);
-
-    /// What the caller and the helpers share. A job is published as one ticket: its epoch
-    /// (high 32 bits), its number of parts (16 bits) and the next part to take (low 16). A
-    /// thread takes part `i` by moving the ticket from `(e, p, i)` to `(e, p, i + 1)`, `i < p`;
-    /// the epoch only grows, so a thread that read an old job can never take a part of a
-    /// newer one.
-    pub(super) struct Shared {
-        ticket: AtomicU64,
-        /// Points at the current job (a `Job` on the caller's stack, valid while parts of it
-        /// are left: the caller does not return from `run` before `left` is 0).
-        job: AtomicPtr<Job<'static>>,
-        left: AtomicUsize,
-        quit: AtomicBool,
-    }
-
-    pub(super) fn with_helpers<R>(n: usize, f: impl FnOnce(&Team) -> R) -> R {
-        let team = Team {
-            n,
-            shared: Some(Shared {
-                ticket: AtomicU64::new(0),
-                job: AtomicPtr::new(std::ptr::null_mut()),
-                left: AtomicUsize::new(0),
-                quit: AtomicBool::new(false),
-            }),
-        };
-        let s = team.shared.as_ref().expect("just set");
-        std::thread::scope(|scope| {
-            for _ in 1..n {
-                scope.spawn(|| s.help());
-            }
-            // Helpers stop when this is dropped, also if `f` panics.
-            struct Quit<'a>(&'a AtomicBool);
-            impl Drop for Quit<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::Release);
-                }
-            }
-            let _quit = Quit(&s.quit);
-            f(&team)
-        })
-    }
-
-    impl Shared {
-        pub(super) fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync)) {
-            if parts > 0xffff {
-                return (0..parts).for_each(job); // never, at MAX_IMAGES = 1024
-            }
-            let epoch = (self.ticket.load(Ordering::Relaxed) >> 32) + 1;
-            // SAFETY: only the lifetime is erased. The pointer is read by helpers only after
-            // they take a part of this epoch, and this function returns only when every part
-            // has finished (`left` is 0), so no helper uses it after `job` ends.
-            let job: Job<'static> = unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(job) };
-            let mut slot = job;
-            self.job.store(&mut slot, Ordering::Relaxed);
-            self.left.store(parts, Ordering::Relaxed);
-            self.ticket.store(epoch << 32 | (parts as u64) << 16, Ordering::Release); // publishes the two above
-            self.work(epoch);
-            let mut spins = 0u32;
-            while self.left.load(Ordering::Acquire) != 0 {
-                pause(&mut spins);
-            }
-        }
-
-        /// Takes and runs parts of epoch `epoch` until there are none left.
-        fn work(&self, epoch: u64) {
-            let mut t = self.ticket.load(Ordering::Acquire);
-            while t >> 32 == epoch && (t & 0xffff) < (t >> 16 & 0xffff) {
-                match self.ticket.compare_exchange_weak(t, t + 1, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        // SAFETY: we hold part `t & 0xffff` of this epoch, so the caller
-                        // is still in `run` and the job it points at is alive.
-                        let job = unsafe { *self.job.load(Ordering::Relaxed) };
-                        // Counted as done even if the job panics, so `run` does not spin
-                        // forever; the panic reaches the caller when the scope ends.
-                        struct Done<'a>(&'a AtomicUsize);
-                        impl Drop for Done<'_> {
-                            fn drop(&mut self) {
-                                self.0.fetch_sub(1, Ordering::AcqRel);
-                            }
-                        }
-                        let _done = Done(&self.left);
-                        job((t & 0xffff) as usize);
-                        t = self.ticket.load(Ordering::Acquire);
-                    }
-                    Err(now) => t = now,
-                }
-            }
-        }
-
-        /// A helper: waits for each new epoch and works on it, until the call ends.
-        fn help(&self) {
-            let mut seen = 0u64;
-            let mut spins = 0u32;
-            while !self.quit.load(Ordering::Acquire) {
-                let epoch = self.ticket.load(Ordering::Acquire) >> 32;
-                if epoch != seen {
-                    seen = epoch;
-                    // `job` and `left` were stored before the ticket's Release store.
-                    self.work(epoch);
-                    spins = 0;
-                } else {
-                    pause(&mut spins);
-                }
-            }
-        }
-    }
-
-    fn pause(spins: &mut u32) {
-        if *spins < SPINS_BEFORE_YIELD {
-            *spins += 1;
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
     }
 }
 
