@@ -120,6 +120,13 @@ impl GlowModel {
     pub fn backend_reason(&self) -> String {
         self.session.reason().to_string()
     }
+    /// How the GPU engine stores the convs' weights, "f16" or "f32" (`auto`: f16 when the
+    /// model's weights are f16 values), with the bytes of its parameter buffers; null on the
+    /// CPU engine.
+    #[wasm_bindgen(getter, js_name = gpuWeights)]
+    pub fn gpu_weights(&self) -> Option<String> {
+        self.session.engine().gpu().map(|g| format!("{} ({} bytes)", g.weights().format.name(), g.weights().bytes))
+    }
     /// The adapter or CPU the engine runs on.
     #[wasm_bindgen(getter, js_name = adapterInfo)]
     pub fn adapter_info(&self) -> String {

@@ -70,6 +70,8 @@ fn conv2d_matches_reference_on_awkward_shapes() {
         // aligned shapes, run by the vec4 variant too
         (2, 5, 7, 8, 12, 3, true, true, 16, 8, 12, 0),
         (1, 9, 10, 16, 4, 1, false, false, 16, 0, 8, 4),
+        // a 1x1 conv over channels 4..12 of 16 (other channels untouched)
+        (2, 3, 5, 8, 8, 1, true, false, 16, 4, 8, 0),
         (1, 1, 1, 4, 8, 3, false, true, 4, 0, 8, 0),
         (3, 6, 5, 12, 36, 3, false, false, 12, 0, 36, 0),
         // cin not a multiple of 4 inside a wider pixel (z1 of a state): masked vec4 reads

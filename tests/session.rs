@@ -52,6 +52,7 @@ fn gpu_weight_formats() {
     if gpu() {
         let ctx = Arc::new(pollster::block_on(GpuContext::new()).unwrap());
         assert!(ctx.f16_weights || std::env::var_os("CI").is_none(), "lavapipe in CI unpacks f16");
+        eprintln!("shader-f16 on this device: {}", ctx.device.features().contains(wgpu::Features::SHADER_F16));
         pollster::block_on(cases::gpu_weight_formats(ctx));
     }
 }

@@ -58,6 +58,9 @@ async fn js_api_round_trip_and_errors() {
         let m = GlowModel::load(f.json.to_string(), f.weights.to_vec(), None, backend.into(), 2, None).await.unwrap_or_else(|_| panic!("load {backend}"));
         assert_eq!(m.backend(), backend);
         assert!(m.backend_reason().contains("as asked"), "{}", m.backend_reason());
+        // This fixture stores f32 weights: `auto` keeps them f32 on the GPU.
+        let weights = m.gpu_weights();
+        assert!(if backend == "cpu" { weights.is_none() } else { weights.as_deref().is_some_and(|w| w.starts_with("f32 (")) }, "{backend}: {weights:?}");
         assert_eq!((m.width(), m.height(), m.dim()), (16, 16, 768));
         assert_eq!(m.level_layout().to_vec(), vec![0, 384, 384, 192, 576, 192]);
         let img = m.sample(2, 0.7, 5, None).await.unwrap_or_else(|_| panic!("sample"));

@@ -631,7 +631,8 @@ mod cli {
                 "gpu_weights": gpu.map(|g| {
                     let w = g.weights();
                     serde_json::json!({"format": w.format.name(), "reason": w.reason, "bytes": w.bytes, "conv_weight_bytes": w.conv_weight_bytes, "affine_weight_bytes_f32": w.affine_weight_bytes,
-                        "weights_not_f16_values": w.f16_loss.inexact, "f16_max_rel_change": w.f16_loss.max_rel_change})
+                        "weights_not_f16_values": w.f16_loss.inexact, "f16_max_rel_change": w.f16_loss.max_rel_change,
+                        "device_has_shader_f16": g.context().device.features().contains(wgpu::Features::SHADER_F16)})
                 }),
                 "model": model.config.name,
                 "batch": b,

@@ -56,14 +56,14 @@ pub async fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usiz
     // The bias buffer has room for the f16 format's per-channel factors after the bias.
     let storage = [f(m * p.in_stride as usize), layout.weight_bytes(), f(2 * cout), f(16 * cout), f(m * cout)];
     let ms_c = time_kernel(ctx, &kernel, kernel.groups(&p), &storage, bytemuck::bytes_of(&p), reps).await?;
-    let (label, ms) = match pre {
+    let (label, ms, ms_im2col) = match pre {
         Some((im2col, pi)) => {
             let ms_i = time_kernel(ctx, &im2col, im2col.groups(&pi), &[f(m * in_stride), f(m * layout.cin)], bytemuck::bytes_of(&pi), reps).await?;
-            (format!("{} + {}", im2col.label(), kernel.label()), ms_i + ms_c)
+            (format!("{} + {}", im2col.label(), kernel.label()), ms_i + ms_c, Some(ms_i))
         }
-        None => (kernel.label(), ms_c),
+        None => (kernel.label(), ms_c, None),
     };
-    Ok(serde_json::json!({"kernel": label, "m": m, "k": k, "n": cout, "ms": ms, "gflop_per_s": flop / (ms * 1e-3) / 1e9}))
+    Ok(serde_json::json!({"kernel": label, "m": m, "k": k, "n": cout, "ms": ms, "ms_im2col": ms_im2col, "gflop_per_s": flop / (ms * 1e-3) / 1e9}))
 }
 
 /// The 1024^3 matmul (through the 1x1 conv kernel, f32 weights: the limit) and the

@@ -334,3 +334,37 @@ pub fn invert(m: &[f64], n: usize) -> Option<(Vec<f64>, f64)> {
     Some((inv, logdet))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// f16 weights folded with awkward per-channel factors come back exactly from
+    /// `f16_split`; f32 weights are reported as rounded; values beyond f16's range as lost.
+    #[test]
+    fn f16_split_recovers_stored_f16_weights() {
+        let (cin, cout) = (5, 3);
+        let stored: Vec<f32> = (0..9 * (cin + 1) * cout).map(|i| half::f16::from_f32(((i * 37 % 101) as f32 - 50.0) * 0.0137).to_f32()).collect();
+        let logs = [0.31f32, -0.77, 0.05];
+        let conv = fold_conv(3, cin, cout, true, &stored, Some(&[0.1, 0.2, 0.3]), &logs, true);
+        let split = conv.f16_split();
+        assert_eq!(conv.f16_loss(), F16Loss::default());
+        for t in 0..9 {
+            for ci in 0..cin {
+                for co in 0..cout {
+                    // The edge channel (ci == cin in the file) went into the edge table.
+                    assert_eq!(split.weight[(t * cin + ci) * cout + co], stored[(t * (cin + 1) + ci) * cout + co], "tap {t} ci {ci} co {co}");
+                }
+            }
+        }
+        for (co, l) in logs.iter().enumerate() {
+            assert_eq!(split.scale[co], (LOGSCALE_FACTOR * *l as f64).exp() as f32);
+        }
+        // Weights that are not f16 values are rounded, and say so.
+        let f32_weights: Vec<f32> = stored.iter().map(|w| w * 1.0001).collect();
+        let loss = fold_conv(3, cin, cout, true, &f32_weights, None, &logs, false).f16_loss();
+        assert!(loss.inexact > 0 && loss.max_rel_change > 0.0 && loss.max_rel_change <= 1.0 / 2048.0, "{loss:?}");
+        let huge = fold_conv(1, 1, 1, false, &[1e6], None, &[0.0], false).f16_loss();
+        assert_eq!((huge.inexact, huge.max_rel_change), (1, f64::INFINITY));
+    }
+}
