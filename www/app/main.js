@@ -70,7 +70,9 @@ function describeBackend() {
   // With WebAssembly threads one worker runs the engine on several threads; without them,
   // several single-threaded workers share a grid. `threadsWhy` says which and why.
   const cpu = i.threads > 1 ? `${i.threads} threads` : nw > 1 ? `${nw} workers, one thread each` : '1 worker, one thread';
-  const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}` : `CPU engine (WebAssembly, ${cpu})`];
+  // On WebGPU: the adapter, and "f16 weights" when the engine keeps them at half size.
+  const f16 = /^f16\b/.test(i.gpuWeights || '') ? ' · f16 weights' : '';
+  const parts = [i.backend === 'webgpu' ? `WebGPU · ${i.adapter}${f16}` : `CPU engine (WebAssembly, ${cpu})`];
   if (msPerImage !== null) parts.push(`${msPerImage < 10 ? msPerImage.toFixed(1) : Math.round(msPerImage)} ms per image`);
   // The engine's reason can carry the browser's raw adapter text (a list of every graphics
   // API it lacks): its first clause on the page, all of it on hover.

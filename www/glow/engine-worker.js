@@ -222,6 +222,7 @@ async function load(files, backend, batch, url, threads) {
     layout: Array.from(m.levelLayout),
     backend: m.backend === 'webgpu' ? 'webgpu' : 'cpu',
     reason: m.backendReason,
+    gpuWeights: m.gpuWeights || '',
     adapter: (m.backend === 'webgpu' && probe.adapter) || m.adapterInfo,
     software: probe.software,
     webgpuProblem: probe.problem,

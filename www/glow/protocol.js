@@ -35,6 +35,7 @@
  * @property {number[]} layout      [offset0, length0, offset1, length1, ...] per level
  * @property {'webgpu' | 'cpu'} backend
  * @property {string} reason        why this backend (from the engine)
+ * @property {string} gpuWeights    on WebGPU how the conv weights are stored, e.g. "f16 (11084544 bytes)"; '' on the CPU engine
  * @property {string} adapter       a readable adapter (or CPU) name
  * @property {boolean} software     whether the WebGPU adapter is a software one
  * @property {string} webgpuProblem why WebGPU cannot be used here ('' when it can)
