@@ -190,13 +190,8 @@ export function mount({ store }) {
     c.w = Math.min(maxW, Math.max(8, c.w));
     c.cx = Math.min(W, Math.max(0, c.cx));
     c.cy = Math.min(H, Math.max(0, c.cy));
-    const h = c.w / aspect;
     const box = $('crop');
-    box.style.left = `${(100 * (c.cx - c.w / 2)) / W}%`;
-    box.style.top = `${(100 * (c.cy - h / 2)) / H}%`;
-    box.style.width = `${(100 * c.w) / W}%`;
-    box.style.height = `${(100 * h) / H}%`;
-    box.style.transform = c.angle ? `rotate(${c.angle}rad)` : '';
+    showBox(box, c, W, H, aspect);
     input('crop-size').value = String(Math.min(1, c.w / Math.min(W, H * aspect)));
     input('crop-angle').value = String(Math.round((c.angle * 180) / Math.PI));
     $('crop-angle-out').textContent = `${Math.round((c.angle * 180) / Math.PI)}°`;
@@ -215,6 +210,16 @@ export function mount({ store }) {
    * model.json's preprocess, an explicit `eye_line`, or for crops of aligned CelebA (eye
    * centres at about (0.388, 0.512) and (0.612, 0.512) of the image) from its crop.
    */
+  /** Puts a box element on crop `c` of a W x H picture, in percent of the picture. */
+  function showBox(/** @type {HTMLElement} */ box, /** @type {Crop} */ c, /** @type {number} */ W, /** @type {number} */ H, /** @type {number} */ aspect) {
+    const h = c.w / aspect;
+    box.style.left = `${(100 * (c.cx - c.w / 2)) / W}%`;
+    box.style.top = `${(100 * (c.cy - h / 2)) / H}%`;
+    box.style.width = `${(100 * c.w) / W}%`;
+    box.style.height = `${(100 * h) / H}%`;
+    box.style.transform = c.angle ? `rotate(${c.angle}rad)` : '';
+  }
+
   function placeEyeGuide() {
     const i = info();
     if (!i) return;
@@ -450,12 +455,7 @@ export function mount({ store }) {
           }
           if (f) {
             const b = boxOf(/** @type {number[]} */ (f.transform), i.width, i.height);
-            const h = (b.w * i.height) / i.width;
-            boxEl.style.left = `${(100 * (b.cx - b.w / 2)) / W}%`;
-            boxEl.style.top = `${(100 * (b.cy - h / 2)) / H}%`;
-            boxEl.style.width = `${(100 * b.w) / W}%`;
-            boxEl.style.height = `${(100 * h) / H}%`;
-            boxEl.style.transform = `rotate(${b.angle}rad)`;
+            showBox(boxEl, b, W, H, i.width / i.height);
             boxEl.dataset.angle = String((b.angle * 180) / Math.PI);
           }
         }
