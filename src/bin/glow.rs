@@ -160,6 +160,11 @@ mod cli {
             /// bytes, ms per image, and how far f16's eps, bits/dim and decodes are from f32's
             #[arg(long)]
             compare_weights: bool,
+            /// Instead: the CPU engine on 1 thread and on this many, calls alternating between
+            /// them (so both see the same share of a busy or throttled machine): ms per
+            /// image and the speed-up, at --batch, with identical results checked
+            #[arg(long, conflicts_with = "compare_weights")]
+            compare_threads: Option<usize>,
         },
         /// Move one sampled face along attribute directions: one row per attribute
         Manipulate {
@@ -430,6 +435,7 @@ mod cli {
                 }
             }
             Cmd::Bench { m, runs, compare_weights: true, .. } => bench_weights(&m, runs)?,
+            Cmd::Bench { m, runs, compare_threads: Some(n), .. } => bench_threads(&m, runs, n)?,
             Cmd::Bench { m, runs, kernels, profile, .. } => bench(&m, runs, kernels, profile)?,
             Cmd::Manipulate { m, attributes, amounts, temperature, seed, out } => {
                 let s = open(&m)?;
@@ -493,6 +499,71 @@ mod cli {
         serde_json::json!({"median_ms": pick(0.5), "p90_ms": pick(0.9), "min_ms": v[0], "runs": v.len()})
     }
 
+    /// Times `decode` and `encode` (of `batch` images) on each session, after two warm-up
+    /// calls each, with the calls alternating between the sessions so that all see the same
+    /// share of a busy machine: `[session][decode, encode]` ms per image.
+    fn alternate<T, U>(
+        sessions: &[Session; 2],
+        runs: usize,
+        batch: usize,
+        decode: &dyn Fn(&Session) -> Result<T>,
+        encode: &dyn Fn(&Session) -> Result<U>,
+    ) -> Result<[[Vec<f64>; 2]; 2]> {
+        for s in sessions {
+            for _ in 0..2 {
+                decode(s)?;
+                encode(s)?;
+            }
+        }
+        let mut times = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+        for _ in 0..runs.max(1) {
+            for (i, s) in sessions.iter().enumerate() {
+                let t = Instant::now();
+                decode(s)?;
+                times[i][0].push(t.elapsed().as_secs_f64() * 1e3 / batch as f64);
+                let t = Instant::now();
+                encode(s)?;
+                times[i][1].push(t.elapsed().as_secs_f64() * 1e3 / batch as f64);
+            }
+        }
+        Ok(times)
+    }
+
+    /// `glow bench --compare-threads N`: the CPU engine on 1 thread against N threads.
+    fn bench_threads(m: &ModelArgs, runs: usize, n: usize) -> Result<()> {
+        let model = load_model(m)?;
+        let b = m.batch;
+        let open = |threads| {
+            let opts = Options { backend: Preference::Cpu, batch: b, threads, gpu_weights: GpuWeights::Auto };
+            pollster::block_on(Session::new(model.clone(), opts))
+        };
+        let sessions = [open(1)?, open(n)?];
+        let temps = sessions[0].temperatures(0.7, &[])?;
+        let eps = rng::random_eps(1, b, model.dim());
+        let rgba = pollster::block_on(sessions[0].decode(&eps, b, &temps, true))?;
+        let decode = |s: &Session| pollster::block_on(s.decode_x(&eps, b, &temps));
+        let encode = |s: &Session| pollster::block_on(s.encode(&rgba, b));
+        // Work is split by rows and images, never along a sum: the bits must not differ.
+        let same = decode(&sessions[0])? == decode(&sessions[1])? && encode(&sessions[0])?.eps == encode(&sessions[1])?.eps;
+        let times = alternate(&sessions, runs, b, &decode, &encode)?;
+        let median = |v: &[f64]| stats(v.to_vec())["median_ms"].as_f64().unwrap_or(f64::NAN);
+        let row = |i: usize| serde_json::json!({"adapter": sessions[i].device(), "decode_ms_per_image": stats(times[i][0].clone()), "encode_ms_per_image": stats(times[i][1].clone())});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": model.config.name,
+                "batch": b,
+                "one_thread": row(0),
+                "threads": row(1),
+                "speed_up": {"decode": median(&times[0][0]) / median(&times[1][0]), "encode": median(&times[0][1]) / median(&times[1][1])},
+                "identical_results": same,
+                "note": format!("ms per image over {} calls each, alternating 1 and {n} threads; speed-up = ratio of medians", runs.max(1)),
+            }))
+            .unwrap_or_default()
+        );
+        Ok(())
+    }
+
     /// `glow bench --compare-weights`: f16 against f32 weights on the GPU engine.
     fn bench_weights(m: &ModelArgs, runs: usize) -> Result<()> {
         use std::sync::Arc;
@@ -512,24 +583,7 @@ mod cli {
         let rgba = pollster::block_on(sessions[1].decode(&eps, b, &temps, true))?;
         let decode = |s: &Session| pollster::block_on(s.decode_x(&eps, b, &temps));
         let encode = |s: &Session| pollster::block_on(s.encode(&rgba, b));
-        for s in &sessions {
-            for _ in 0..2 {
-                decode(s)?;
-                encode(s)?;
-            }
-        }
-        // Calls alternate between the formats, so both see the same share of a busy machine.
-        let mut times = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
-        for _ in 0..runs.max(1) {
-            for (i, s) in sessions.iter().enumerate() {
-                let t = Instant::now();
-                decode(s)?;
-                times[i][0].push(t.elapsed().as_secs_f64() * 1e3 / b as f64);
-                let t = Instant::now();
-                encode(s)?;
-                times[i][1].push(t.elapsed().as_secs_f64() * 1e3 / b as f64);
-            }
-        }
+        let times = alternate(&sessions, runs, b, &decode, &encode)?;
         let (x16, x32) = (decode(&sessions[0])?, decode(&sessions[1])?);
         let (e16, e32) = (encode(&sessions[0])?, encode(&sessions[1])?);
         let back = pollster::block_on(sessions[0].decode_x(&e16.eps, b, &ones))?;
