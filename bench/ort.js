@@ -3,7 +3,9 @@
 // ./pkg/ our wasm-pack output, MODEL/ the model directory plus the ONNX exports
 // {decode,encode}_b{BATCH}.onnx written by tools/export_onnx.py.
 // Query: model, runs, batches, ort (webgpu|wasm|none), threads (ORT wasm threads),
-// min_runs, glow (webgpu|cpu|none), glow_time (0: our engine gives the inputs and reference
+// min_runs, glow (webgpu|cpu|none), glow_threads (our CPU engine's threads: above 1 it runs
+// the threaded build pkg-mt/ in a worker, bench-worker.js, as the page's engine worker does;
+// its times include the messages), glow_time (0: our engine gives the inputs and reference
 // outputs only), budget_s (stop a warm series early once it has taken this long).
 // Prints JSON into #out and sets document.body.dataset.done.
 import * as ort from './ort/ort.min.mjs';
@@ -18,6 +20,7 @@ const batches = (q.get('batches') || '1,16').split(',').map(Number);
 const ortEp = q.get('ort') || 'wasm';
 const threads = Number(q.get('threads') || 1);
 const glowBackend = q.get('glow') || 'none';
+const glowThreads = Number(q.get('glow_threads') || 1);
 const budgetMs = Number(q.get('budget_s') || 30) * 1000;
 const minRuns = Number(q.get('min_runs') || 3);
 // Untimed rounds before timing (at least one, until this much time has passed): wasm code
@@ -28,6 +31,34 @@ const warmupMs = Number(q.get('warmup_s') ?? 3) * 1000;
 const glowTime = q.get('glow_time') !== '0';
 const TEMPERATURE = 0.7;
 const SEED = 1;
+
+/** Our threaded CPU engine in a worker, with the calls of a GlowModel that this page uses. */
+async function threadedModel(config, weights, batch) {
+  const w = new Worker(new URL('./bench-worker.js', location.href), { type: 'module', name: 'bench-threads' });
+  let next = 0;
+  const pending = new Map();
+  w.onmessage = (e) => {
+    const p = pending.get(e.data.id);
+    pending.delete(e.data.id);
+    if (e.data.error) p.reject(new Error(e.data.error)); else p.resolve(e.data.value);
+  };
+  const call = (msg, transfer = []) => new Promise((resolve, reject) => {
+    const id = next++;
+    pending.set(id, { resolve, reject });
+    w.postMessage({ ...msg, id, threads: glowThreads, batch }, transfer);
+  });
+  const helpers = await call({ type: 'init', threaded: true, helpers: glowThreads - 1, model: modelUrl });
+  if (helpers < glowThreads - 1) throw new Error(`only ${helpers} of ${glowThreads - 1} helper threads started`);
+  const adapterInfo = await call({ type: 'load' });
+  return {
+    backend: 'cpu', adapterInfo,
+    sampleEps: (n, seed) => call({ type: 'eps', seed }),
+    // Copies go over (the caller keeps its arrays), as the page's client sends them.
+    decode: (eps, n, t) => call({ type: 'decode', eps, temperature: t }),
+    encode: (rgba) => call({ type: 'encode', rgba }),
+    free: () => w.terminate(),
+  };
+}
 
 /** Warm series of several engines' calls, alternating (one call of each per round):
  *  up to `runs` rounds, fewer once the series has taken the time budget (at least
@@ -112,7 +143,7 @@ async function adapterInfo(adapter) {
 
 async function main() {
   const result = {
-    page: { model: modelUrl, ort_ep: ortEp, ort_threads_requested: threads, glow_backend: glowBackend, glow_timed: glowTime,
+    page: { model: modelUrl, ort_ep: ortEp, ort_threads_requested: threads, glow_backend: glowBackend, glow_threads: glowThreads, glow_timed: glowTime,
       runs, min_runs: minRuns, batches, budget_s: budgetMs / 1000, warmup_s: warmupMs / 1000 },
     user_agent: navigator.userAgent,
     cross_origin_isolated: self.crossOriginIsolated,
@@ -149,9 +180,10 @@ async function main() {
     if (glowBackend !== 'none') {
       try {
         const t0 = performance.now();
-        m = await GlowModel.load(config, weights, undefined, glowBackend, batch);
+        m = glowBackend === 'cpu' && glowThreads > 1 ? await threadedModel(config, weights, batch)
+          : await GlowModel.load(config, weights, undefined, glowBackend, batch);
         const loadMs = performance.now() - t0;
-        eps = m.sampleEps(batch, SEED, 1.0);
+        eps = await m.sampleEps(batch, SEED, 1.0);
         const t1 = performance.now();
         rgba = await m.decode(eps, batch, TEMPERATURE);
         const decCold = loadMs + performance.now() - t1;

@@ -14,7 +14,8 @@
 // Pages (one browser, one page each, since ORT's wasm thread count is fixed per page):
 //   webgpu: ours on WebGPU vs ORT's WebGPU execution provider (JSEP, default bundle)
 //   wasm1:  ours on the CPU engine (wasm, 1 thread) vs ORT's wasm EP with numThreads=1
-//   wasm2:  ORT's wasm EP with numThreads=2 (ours untimed: it only supplies inputs/checks)
+//   wasm2:  ours on the threaded CPU engine (pkg-mt/, 2 threads, in a worker) vs ORT's wasm EP
+//           with numThreads=2
 //   webgpu-ort: ORT's WebGPU EP alone (ours untimed), for batches too slow for the webgpu page
 // Before timing, each page makes untimed calls of every engine for --warmup seconds (CPU
 // pages; at least one round; WebGPU pages one round), so that V8's optimising tier runs both
@@ -101,7 +102,7 @@ async function runBrowser() {
     'webgpu-glow': { ort: 'none', threads: 1, glow: 'webgpu' },
     webgpu: { ort: 'webgpu', threads: 1, glow: 'webgpu' },
     wasm1: { ort: 'wasm', threads: 1, glow: 'cpu' },
-    wasm2: { ort: 'wasm', threads: 2, glow: 'cpu', glow_time: 0 },
+    wasm2: { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2 },
     // ORT WebGPU alone (ours only supplies inputs and reference outputs): for slow batches
     'webgpu-ort': { ort: 'webgpu', threads: 1, glow: 'webgpu', glow_time: 0 },
   };
@@ -127,7 +128,7 @@ async function runBrowser() {
       const qs = new URLSearchParams({ model: args.model, budget_s: args.budget, warmup_s: gpu ? '0' : args.warmup,
         runs: (gpu && args['gpu-runs']) || args.runs, min_runs: (gpu && args['gpu-min-runs']) || args['min-runs'],
         batches: gpu ? gpuBatches : args.batches,
-        ort: cfg.ort, threads: String(cfg.threads), glow: cfg.glow, glow_time: String(cfg.glow_time ?? 1) });
+        ort: cfg.ort, threads: String(cfg.threads), glow: cfg.glow, glow_threads: String(cfg.glow_threads ?? 1), glow_time: String(cfg.glow_time ?? 1) });
       const tp = Date.now();
       console.error(`page ${name}: ${qs}`);
       await page.goto(`http://127.0.0.1:${port}/ort.html?${qs}`);
@@ -187,7 +188,7 @@ function markdown(all) {
     return null;
   };
   const oursGpu = (pg) => pg.glow_backend === 'webgpu' && pg.glow_timed !== false;
-  const oursCpu = (pg) => pg.glow_backend === 'cpu' && pg.glow_timed !== false;
+  const oursCpu = (t) => (pg) => pg.glow_backend === 'cpu' && pg.glow_timed !== false && (pg.glow_threads ?? 1) === t;
   const ortGpu = (pg) => pg.ort_ep === 'webgpu';
   const ortWasm = (t) => (pg) => pg.ort_ep === 'wasm' && pg.ort_threads_requested === t;
   const fmt = (v, d = 1) => (v === undefined || v === null || Number.isNaN(v) ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(d));
@@ -223,8 +224,8 @@ function markdown(all) {
     L.push('');
     L.push(`## ${title}, ms per image (ratio = ORT / ours: above 1 means ours is faster)`);
     L.push('');
-    L.push('| direction | batch | ours WebGPU | ORT WebGPU | ratio | ours CPU (1 thread) | ORT wasm 1 thread | ratio | ORT wasm 2 threads | ratio vs ours CPU |');
-    L.push('|---|---|---|---|---|---|---|---|---|---|');
+    L.push('| direction | batch | ours WebGPU | ORT WebGPU | ratio | ours CPU 1 thread | ORT wasm 1 thread | ratio | ours CPU 2 threads | ORT wasm 2 threads | ratio |');
+    L.push('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const dir of ['decode', 'encode']) {
       for (const b of allBatches) {
         const v = (pred, key) => {
@@ -236,10 +237,11 @@ function markdown(all) {
         const ratio = (a, o) => (a && o ? `${(a.ms / o.ms).toFixed(2)}x` : '—');
         const og = v(oursGpu, (r) => r.glow?.[dir]);
         const ow = v(ortGpu, (r) => r[`ort_${dir}`]);
-        const oc = v(oursCpu, (r) => r.glow?.[dir]);
+        const oc = v(oursCpu(1), (r) => r.glow?.[dir]);
         const o1 = v(ortWasm(1), (r) => r[`ort_${dir}`]);
+        const oc2 = v(oursCpu(2), (r) => r.glow?.[dir]);
         const o2 = v(ortWasm(2), (r) => r[`ort_${dir}`]);
-        L.push(`| ${dir} | ${b} | ${f(og)} | ${f(ow)} | ${ratio(ow, og)} | ${f(oc)} | ${f(o1)} | ${ratio(o1, oc)} | ${f(o2)} | ${ratio(o2, oc)} |`);
+        L.push(`| ${dir} | ${b} | ${f(og)} | ${f(ow)} | ${ratio(ow, og)} | ${f(oc)} | ${f(o1)} | ${ratio(o1, oc)} | ${f(oc2)} | ${f(o2)} | ${ratio(o2, oc2)} |`);
       }
     }
     if (fromMerged) {
@@ -264,7 +266,7 @@ function markdown(all) {
         const g = r.glow?.[dir];
         if (g) {
           const w = g.warm || {};
-          L.push(`| ${name} | ours ${r.glow.backend} | ${dir} | ${r.batch} | ${f(g.cold_ms)} | ${f(w.median_ms)} | ${f(w.p90_ms)} | ${f(w.min_ms)} | ${w.runs ?? '—'} | ${f(g.ms_per_image)} | ${w.error ? `error: ${w.error}` : 'reference'} |`);
+          L.push(`| ${name} | ours ${r.glow.backend}${(cfg.glow_threads ?? 1) > 1 ? ` ${cfg.glow_threads} threads` : ""} | ${dir} | ${r.batch} | ${f(g.cold_ms)} | ${f(w.median_ms)} | ${f(w.p90_ms)} | ${f(w.min_ms)} | ${w.runs ?? '—'} | ${f(g.ms_per_image)} | ${w.error ? `error: ${w.error}` : 'reference'} |`);
         }
         else if (r.glow?.error) L.push(`| ${name} | ours ${cfg.glow_backend} | ${dir} | ${r.batch} | — | — | — | — | — | — | error: ${r.glow.error} |`);
         const o = r[`ort_${dir}`];

@@ -1,6 +1,8 @@
 // The threads benchmark's worker (bench-threads.js): loads one build of the engine (the
 // plain pkg/ or the threaded pkg-mt/ with its helper workers, as the engine worker does),
 // one CPU engine per thread count, and times their calls here, where blocking is allowed.
+// bench/ort.js also makes single calls through it ('eps', 'decode', 'encode'), for our
+// threaded engine beside onnxruntime-web's threads.
 import { startHelpers } from './glow/threads.js';
 import { fetchBytes } from './bench-util.js';
 
@@ -31,6 +33,14 @@ async function handle(m) {
       const e = await glow.GlowModel.load(files.config, files.weights, undefined, 'cpu', 1, m.threads);
       engines.set(m.threads, e);
       return e.adapterInfo;
+    }
+    case 'eps':
+      return engines.get(m.threads).sampleEps(m.batch, m.seed, 1.0);
+    case 'decode':
+      return engines.get(m.threads).decode(m.eps, m.batch, m.temperature);
+    case 'encode': {
+      const r = await engines.get(m.threads).encode(m.rgba, m.batch);
+      return { eps: r.eps, bitsPerDim: r.bitsPerDim };
     }
     case 'warm': {
       const c = call(m);
