@@ -666,7 +666,7 @@ mod cli {
         };
         let profile_json = match (profile, gpu) {
             (true, Some(g)) => {
-                let limit = kernels_json["matmul_1024"]["gflop_per_s"].as_f64();
+                let limit = kernels_json["limit_gflop_per_s"].as_f64();
                 let summary = |decode| -> Result<serde_json::Value> {
                     Ok(pollster::block_on(g.profile(decode, 3))?
                         .map_or_else(|| "the adapter has no timestamp queries".into(), |t| glow_web::engine::gpu::profile_summary(&t, limit, 3)))
