@@ -10,7 +10,7 @@
 // Prints JSON into #out and sets document.body.dataset.done.
 import * as ort from './ort/ort.min.mjs';
 import init, { GlowModel } from './pkg/glow_web.js';
-import { fetchBytes, stats } from './bench-util.js';
+import { fetchBytes, stats, benchWorker } from './bench-util.js';
 
 const out = document.getElementById('out');
 const q = new URLSearchParams(location.search);
@@ -33,20 +33,9 @@ const TEMPERATURE = 0.7;
 const SEED = 1;
 
 /** Our threaded CPU engine in a worker, with the calls of a GlowModel that this page uses. */
-async function threadedModel(config, weights, batch) {
-  const w = new Worker(new URL('./bench-worker.js', location.href), { type: 'module', name: 'bench-threads' });
-  let next = 0;
-  const pending = new Map();
-  w.onmessage = (e) => {
-    const p = pending.get(e.data.id);
-    pending.delete(e.data.id);
-    if (e.data.error) p.reject(new Error(e.data.error)); else p.resolve(e.data.value);
-  };
-  const call = (msg, transfer = []) => new Promise((resolve, reject) => {
-    const id = next++;
-    pending.set(id, { resolve, reject });
-    w.postMessage({ ...msg, id, threads: glowThreads, batch }, transfer);
-  });
+async function threadedModel(batch) {
+  const w = benchWorker('bench-threads');
+  const call = (msg) => w.call({ ...msg, threads: glowThreads, batch });
   const helpers = await call({ type: 'init', threaded: true, helpers: glowThreads - 1, model: modelUrl });
   if (helpers < glowThreads - 1) throw new Error(`only ${helpers} of ${glowThreads - 1} helper threads started`);
   const adapterInfo = await call({ type: 'load' });
@@ -56,7 +45,7 @@ async function threadedModel(config, weights, batch) {
     // Copies go over (the caller keeps its arrays), as the page's client sends them.
     decode: (eps, n, t) => call({ type: 'decode', eps, temperature: t }),
     encode: (rgba) => call({ type: 'encode', rgba }),
-    free: () => w.terminate(),
+    free: w.terminate,
   };
 }
 
@@ -180,7 +169,7 @@ async function main() {
     if (glowBackend !== 'none') {
       try {
         const t0 = performance.now();
-        m = glowBackend === 'cpu' && glowThreads > 1 ? await threadedModel(config, weights, batch)
+        m = glowBackend === 'cpu' && glowThreads > 1 ? await threadedModel(batch)
           : await GlowModel.load(config, weights, undefined, glowBackend, batch);
         const loadMs = performance.now() - t0;
         eps = await m.sampleEps(batch, SEED, 1.0);

@@ -1,27 +1,10 @@
 // The threads benchmark (bench-threads.html; node bench/threads.mjs runs it headless):
 // prints JSON into #out and sets document.body.dataset.done.
-import { stats } from './bench-util.js';
+import { stats, benchWorker } from './bench-util.js';
 
 const out = document.getElementById('out');
 const q = new URLSearchParams(location.search);
 const list = (k, d) => (q.get(k) || d).split(',').map(Number);
-
-/** A benchmark worker (bench-worker.js) and a promise per request. */
-function worker(build) {
-  const w = new Worker(new URL('./bench-worker.js', import.meta.url), { type: 'module', name: `bench-${build}` });
-  let next = 0;
-  const pending = new Map();
-  w.onmessage = (e) => {
-    const p = pending.get(e.data.id);
-    pending.delete(e.data.id);
-    if (e.data.error) p.reject(new Error(e.data.error)); else p.resolve(e.data.value);
-  };
-  return (msg) => new Promise((resolve, reject) => {
-    const id = next++;
-    pending.set(id, { resolve, reject });
-    w.postMessage({ ...msg, id });
-  });
-}
 
 async function main() {
   if (!crossOriginIsolated) throw new Error('the page is not cross-origin isolated: serve it with COOP/COEP (scripts/serve.py)');
@@ -32,8 +15,8 @@ async function main() {
   const runs = Number(q.get('runs') || 5);
   const rounds = Number(q.get('rounds') || 3);
   const warmupMs = Number(q.get('warmup_s') ?? 3) * 1000;
-  const plain = worker('plain');
-  const mt = worker('threads');
+  const plain = benchWorker('bench-plain').call;
+  const mt = benchWorker('bench-threads').call;
   const helpers = Math.max(...threads) - 1;
   await plain({ type: 'init', threaded: false, model });
   const started = await mt({ type: 'init', threaded: true, helpers, model });
