@@ -5,7 +5,8 @@
 // Query: model, runs, batches, ort (webgpu|wasm|none), threads (ORT wasm threads),
 // min_runs, glow (webgpu|cpu|none), glow_threads (our CPU engine's threads: above 1 it runs
 // the threaded build pkg-mt/ in a worker, bench-worker.js, as the page's engine worker does;
-// its times include the messages), glow_time (0: our engine gives the inputs and reference
+// its times include the messages), ort_spin (0: ORT's threads do not spin between calls),
+// glow_time (0: our engine gives the inputs and reference
 // outputs only), budget_s (stop a warm series early once it has taken this long).
 // Prints JSON into #out and sets document.body.dataset.done.
 import * as ort from './ort/ort.min.mjs';
@@ -21,6 +22,9 @@ const ortEp = q.get('ort') || 'wasm';
 const threads = Number(q.get('threads') || 1);
 const glowBackend = q.get('glow') || 'none';
 const glowThreads = Number(q.get('glow_threads') || 1);
+// ort_spin=0: ORT's intra-op threads do not spin after a call (session.intra_op.allow_spinning),
+// so that they leave the cores to our engine's calls in between.
+const ortSpin = q.get('ort_spin') !== '0';
 const budgetMs = Number(q.get('budget_s') || 30) * 1000;
 const minRuns = Number(q.get('min_runs') || 3);
 // Untimed rounds before timing (at least one, until this much time has passed): wasm code
@@ -132,7 +136,7 @@ async function adapterInfo(adapter) {
 
 async function main() {
   const result = {
-    page: { model: modelUrl, ort_ep: ortEp, ort_threads_requested: threads, glow_backend: glowBackend, glow_threads: glowThreads, glow_timed: glowTime,
+    page: { model: modelUrl, ort_ep: ortEp, ort_threads_requested: threads, glow_backend: glowBackend, glow_threads: glowThreads, ort_spin: ortSpin, glow_timed: glowTime,
       runs, min_runs: minRuns, batches, budget_s: budgetMs / 1000, warmup_s: warmupMs / 1000 },
     user_agent: navigator.userAgent,
     cross_origin_isolated: self.crossOriginIsolated,
@@ -198,7 +202,8 @@ async function main() {
     const sessions = {};
     const feeds = {};
     if (ortEp !== 'none') {
-      const opts = { executionProviders: [ortEp], graphOptimizationLevel: 'all' };
+      const opts = { executionProviders: [ortEp], graphOptimizationLevel: 'all',
+        ...(ortSpin ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }) };
       for (const dir of ['decode', 'encode']) {
         const key = `ort_${dir}`;
         try {

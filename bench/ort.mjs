@@ -15,7 +15,7 @@
 //   webgpu: ours on WebGPU vs ORT's WebGPU execution provider (JSEP, default bundle)
 //   wasm1:  ours on the CPU engine (wasm, 1 thread) vs ORT's wasm EP with numThreads=1
 //   wasm2:  ours on the threaded CPU engine (pkg-mt/, 2 threads, in a worker) vs ORT's wasm EP
-//           with numThreads=2
+//           with numThreads=2 (wasm2-nospin: the same, ORT's threads not spinning between calls)
 //   webgpu-ort: ORT's WebGPU EP alone (ours untimed), for batches too slow for the webgpu page
 // Before timing, each page makes untimed calls of every engine for --warmup seconds (CPU
 // pages; at least one round; WebGPU pages one round), so that V8's optimising tier runs both
@@ -103,6 +103,8 @@ async function runBrowser() {
     webgpu: { ort: 'webgpu', threads: 1, glow: 'webgpu' },
     wasm1: { ort: 'wasm', threads: 1, glow: 'cpu' },
     wasm2: { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2 },
+    // the same with ORT's threads not spinning after its calls (they share the page's cores)
+    'wasm2-nospin': { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2, ort_spin: 0 },
     // ORT WebGPU alone (ours only supplies inputs and reference outputs): for slow batches
     'webgpu-ort': { ort: 'webgpu', threads: 1, glow: 'webgpu', glow_time: 0 },
   };
@@ -128,7 +130,7 @@ async function runBrowser() {
       const qs = new URLSearchParams({ model: args.model, budget_s: args.budget, warmup_s: gpu ? '0' : args.warmup,
         runs: (gpu && args['gpu-runs']) || args.runs, min_runs: (gpu && args['gpu-min-runs']) || args['min-runs'],
         batches: gpu ? gpuBatches : args.batches,
-        ort: cfg.ort, threads: String(cfg.threads), glow: cfg.glow, glow_threads: String(cfg.glow_threads ?? 1), glow_time: String(cfg.glow_time ?? 1) });
+        ort: cfg.ort, threads: String(cfg.threads), glow: cfg.glow, glow_threads: String(cfg.glow_threads ?? 1), ort_spin: String(cfg.ort_spin ?? 1), glow_time: String(cfg.glow_time ?? 1) });
       const tp = Date.now();
       console.error(`page ${name}: ${qs}`);
       await page.goto(`http://127.0.0.1:${port}/ort.html?${qs}`);
@@ -188,9 +190,10 @@ function markdown(all) {
     return null;
   };
   const oursGpu = (pg) => pg.glow_backend === 'webgpu' && pg.glow_timed !== false;
-  const oursCpu = (t) => (pg) => pg.glow_backend === 'cpu' && pg.glow_timed !== false && (pg.glow_threads ?? 1) === t;
+  // The summary keeps to the default pages (ORT's threads spinning, its default).
+  const oursCpu = (t) => (pg) => pg.glow_backend === 'cpu' && pg.glow_timed !== false && (pg.glow_threads ?? 1) === t && pg.ort_spin !== false;
   const ortGpu = (pg) => pg.ort_ep === 'webgpu';
-  const ortWasm = (t) => (pg) => pg.ort_ep === 'wasm' && pg.ort_threads_requested === t;
+  const ortWasm = (t) => (pg) => pg.ort_ep === 'wasm' && pg.ort_threads_requested === t && pg.ort_spin !== false;
   const fmt = (v, d = 1) => (v === undefined || v === null || Number.isNaN(v) ? '—' : v >= 100 ? v.toFixed(0) : v.toFixed(d));
   const f = fmt;
   const la = (run) => `${run.load_average_before.map((v) => v.toFixed(1)).join('/')} → ${run.load_average_after.map((v) => v.toFixed(1)).join('/')}`;
