@@ -17,7 +17,7 @@ fi
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 # Both browser builds (pkg/, and pkg-mt/ with atomics) rebuild std on nightly Rust: they need
-# the nightly toolchain's std sources and its clippy (which compiles that build).
+# the nightly toolchain's std sources, and pkg-mt/ its clippy (which compiles that build).
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 rustup component list --installed --toolchain nightly | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
 rustup component list --installed --toolchain nightly | grep -q '^clippy' || rustup component add clippy --toolchain nightly
