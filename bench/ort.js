@@ -1,6 +1,6 @@
 // Head-to-head: this engine vs onnxruntime-web on the same Glow model, in one page.
 // Served by bench/ort.mjs: ./ort/ is onnxruntime-web's dist/ (default bundle, JSEP build),
-// ./pkg/ our wasm-pack output, MODEL/ the model directory plus the ONNX exports
+// ./pkg/ our plain wasm build (build.sh), MODEL/ the model directory plus the ONNX exports
 // {decode,encode}_b{BATCH}.onnx written by tools/export_onnx.py.
 // Query: model, runs, batches, ort (webgpu|wasm|none), threads (ORT wasm threads),
 // min_runs, glow (webgpu|cpu|none), glow_threads (our CPU engine's threads: above 1 it runs

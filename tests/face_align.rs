@@ -26,23 +26,17 @@
 
 use glow_web::face::{aligned_crop, FaceModels, Image, Similarity, Template};
 use glow_web::image_io::decode_rgb8;
+use glow_web::model::random::SplitMix;
 use glow_web::{Model, Options, Preference, Session};
 use std::path::Path;
 
 const CROP: [usize; 2] = [12, 26];
 
-struct Rng(u64);
+/// Uniform draws from the crate's splitmix64 generator.
+struct Rng(SplitMix);
 impl Rng {
-    fn next(&mut self) -> f64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
     fn range(&mut self, a: f64, b: f64) -> f64 {
-        a + (b - a) * self.next()
+        a + (b - a) * self.0.uniform()
     }
 }
 
@@ -151,7 +145,7 @@ fn synthetic_misalignment_is_undone() {
         .map(str::to_string)
         .collect();
     assert!(names.len() >= 40);
-    let mut rng = Rng(20261129);
+    let mut rng = Rng(SplitMix(20261129));
     let (mut originals, mut aligned, mut truecut) = (Vec::new(), Vec::new(), Vec::new());
     let (mut eyes_ok, mut eye_err, mut consistency, mut lines) = (0, Vec::new(), Vec::new(), Vec::new());
     let (mut missed, mut evaluated, mut scales) = (Vec::new(), 0usize, Vec::new());

@@ -7,19 +7,26 @@ use super::{FoldedModel, Model};
 use crate::error::Result;
 use std::collections::HashMap;
 
-/// A small deterministic generator (splitmix64 + Box-Muller); not for statistics.
-struct Gauss(u64);
-impl Gauss {
-    fn next(&mut self) -> f64 {
+/// A small deterministic generator of uniform numbers (splitmix64); not for statistics.
+/// Also what the tests use to place synthetic faces (tests/face_align.rs).
+pub struct SplitMix(pub u64);
+impl SplitMix {
+    /// The next number in [0, 1), from the top 53 bits.
+    pub fn uniform(&mut self) -> f64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// Normal numbers from `SplitMix` by Box-Muller.
+struct Gauss(SplitMix);
+impl Gauss {
     fn normal(&mut self, std: f64) -> f32 {
-        let u1 = self.next().max(1e-300);
-        let u2 = self.next();
+        let u1 = self.0.uniform().max(1e-300);
+        let u2 = self.0.uniform();
         ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
     }
 }
@@ -54,7 +61,7 @@ impl Model {
 /// Random natural parameters for a config, by tensor name.
 pub fn random_weights(config: &ModelConfig, seed: u64) -> Result<HashMap<String, Vec<f32>>> {
         config.validate()?;
-        let mut g = Gauss(seed);
+        let mut g = Gauss(SplitMix(seed));
         let mut map = HashMap::new();
         for (name, shape) in config.expected_tensors() {
             let n: usize = shape.iter().product();
