@@ -310,13 +310,14 @@ mod cli {
         Template::new(spec, model.width(), model.height())
     }
 
-    fn round2(p: [f64; 2]) -> [f64; 2] {
+    /// To two decimals, for the JSON a person reads.
+    fn round2<const N: usize>(p: [f64; N]) -> [f64; N] {
         p.map(|v| (v * 100.0).round() / 100.0)
     }
 
     fn face_json(f: &FoundFace, all_points: bool) -> serde_json::Value {
         let l = &f.landmarks;
-        let mut j = serde_json::json!({"box": f.face.bbox.map(|v| (v * 100.0).round() / 100.0), "score": (f.face.score * 1e4).round() / 1e4,
+        let mut j = serde_json::json!({"box": round2(f.face.bbox), "score": (f.face.score * 1e4).round() / 1e4,
             "left_eye": round2(l.left_eye()), "right_eye": round2(l.right_eye()), "mouth": round2(l.mouth())});
         if all_points {
             j["landmarks"] = l.points.iter().map(|&p| round2(p)).collect::<Vec<_>>().into();
