@@ -14,7 +14,7 @@ shipped_models() {
   if [ -f models/SHIPPED ]; then grep -v '^#' models/SHIPPED | sed '/^$/d'; fi
 }
 
-# The two wasm builds of the crate, both on nightly Rust with std rebuilt for their target
+# The wasm builds of the crate, all on nightly Rust with std rebuilt for their target
 # features (rust-src, installed by scripts/setup.sh): `wasm_build OUT TARGET_DIR FEATURES
 # [rustc arguments]`. RUSTFLAGS replaces .cargo/config.toml's rustflags, hence simd128 again.
 # The rustc arguments go to this crate only (`cargo rustc`), so changing them does not rebuild
@@ -28,12 +28,21 @@ wasm_build() {
   wasm-bindgen --target web --out-dir "$out" "$dir/wasm32-unknown-unknown/release/glow_web.wasm"
 }
 
+# Each wasm build comes twice: as is, and with relaxed SIMD (`-relaxed`), whose
+# `f32x4.relaxed_madd` V8 compiles to one FMA instruction (README "Speed": the CPU engine's
+# GEMM kernel 1.15-1.35x faster). A browser without relaxed SIMD refuses that module as a
+# whole, so the page loads the `-relaxed` build only where a probe validates
+# (www/glow/builds.js). clippy-driver compiles the relaxed builds, so the relaxed-only kernel
+# is linted as it builds.
+clippy_driver() { rustup which --toolchain nightly clippy-driver; }
+
 # The plain build (pkg/: one thread; WebGPU, and the CPU engine where the page is not
 # cross-origin isolated). Built like pkg-mt/ rather than by stable's wasm-pack with its
 # prebuilt std: measured in one page, calls alternating, the same engine decoded 1.25-1.35x
 # faster this way (medians of 30 calls, two runs; identical pixels).
 build_plain() {
   wasm_build pkg target/plain +simd128 -D warnings
+  WRAPPER="$(clippy_driver)" wasm_build pkg-relaxed target/plain-relaxed +simd128,+relaxed-simd -D warnings
 }
 
 # The threaded CPU engine for the browser (pkg-mt/, README "Speed"): std rebuilt with atomics,
@@ -41,21 +50,23 @@ build_plain() {
 # grow to), and the TLS exports that wasm-bindgen needs to give each thread its own
 # thread-locals and stack. clippy-driver compiles it, so the threaded-only code (cfg
 # target_feature = "atomics") is linted in the same build.
+MT_LINK=(-C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base)
 build_mt() {
-  WRAPPER="$(rustup which --toolchain nightly clippy-driver)" \
-    wasm_build pkg-mt target/mt +atomics,+bulk-memory,+simd128 -D warnings \
-      -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
-      -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
-      -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+  WRAPPER="$(clippy_driver)" wasm_build pkg-mt target/mt +atomics,+bulk-memory,+simd128 -D warnings "${MT_LINK[@]}"
+  WRAPPER="$(clippy_driver)" wasm_build pkg-mt-relaxed target/mt-relaxed +atomics,+bulk-memory,+simd128,+relaxed-simd \
+    -D warnings "${MT_LINK[@]}"
 }
 
 build_site() {
   build_plain
   build_mt
-  rm -rf dist && mkdir -p dist/pkg dist/pkg-mt dist/models
+  rm -rf dist && mkdir -p dist/models
   cp -r www/. dist/
-  cp pkg/glow_web.js pkg/glow_web_bg.wasm dist/pkg/
-  cp pkg-mt/glow_web.js pkg-mt/glow_web_bg.wasm dist/pkg-mt/
+  for p in pkg pkg-relaxed pkg-mt pkg-mt-relaxed; do
+    mkdir -p "dist/$p" && cp "$p/glow_web.js" "$p/glow_web_bg.wasm" "dist/$p/"
+  done
   for m in $(shipped_models); do
     mkdir -p "dist/models/$m"
     for f in model.json weights.safetensors attributes.safetensors; do

@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import globals from 'globals';
 
 export default [
-  { ignores: ['dist/**', 'pkg/**', 'pkg-mt/**', 'target/**', 'node_modules/**', 'bench/**', 'test-results/**', '.venv/**'] },
+  { ignores: ['dist/**', 'pkg/**', 'pkg-relaxed/**', 'pkg-mt/**', 'pkg-mt-relaxed/**', 'target/**', 'node_modules/**', 'bench/**', 'test-results/**', '.venv/**'] },
   js.configs.recommended,
   {
     files: ['www/**/*.js'],

@@ -1,6 +1,6 @@
 // Head-to-head: this engine vs onnxruntime-web on the same Glow model, in one page.
 // Served by bench/ort.mjs: ./ort/ is onnxruntime-web's dist/ (default bundle, JSEP build),
-// ./pkg/ our plain wasm build (build.sh), MODEL/ the model directory plus the ONNX exports
+// ./pkg/ or ./pkg-relaxed/ our plain wasm build (build.sh; the one glow/builds.js picks), MODEL/ the model directory plus the ONNX exports
 // {decode,encode}_b{BATCH}.onnx written by tools/export_onnx.py.
 // Query: model, runs, batches, ort (webgpu|wasm|none), threads (ORT wasm threads),
 // min_runs, glow (webgpu|cpu|none), glow_threads (our CPU engine's threads: above 1 it runs
@@ -10,8 +10,11 @@
 // outputs only), budget_s (stop a warm series early once it has taken this long).
 // Prints JSON into #out and sets document.body.dataset.done.
 import * as ort from './ort/ort.min.mjs';
-import init, { GlowModel } from './pkg/glow_web.js';
 import { fetchBytes, stats, benchWorker } from './bench-util.js';
+import { buildUrl, RELAXED_SIMD } from './glow/builds.js';
+
+// Our plain build as the page loads it here (relaxed SIMD where the browser has it).
+const { default: init, GlowModel } = await import(buildUrl(false));
 
 const out = document.getElementById('out');
 const q = new URLSearchParams(location.search);
@@ -139,6 +142,7 @@ async function main() {
     page: { model: modelUrl, ort_ep: ortEp, ort_threads_requested: threads, glow_backend: glowBackend, glow_threads: glowThreads, ort_spin: ortSpin, glow_timed: glowTime,
       runs, min_runs: minRuns, batches, budget_s: budgetMs / 1000, warmup_s: warmupMs / 1000 },
     user_agent: navigator.userAgent,
+    relaxed_simd: RELAXED_SIMD,
     cross_origin_isolated: self.crossOriginIsolated,
     hardware_concurrency: navigator.hardwareConcurrency,
     ort_version: ort.env.versions,

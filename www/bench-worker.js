@@ -1,9 +1,11 @@
 // The threads benchmark's worker (bench-threads.js): loads one build of the engine (the
-// plain pkg/ or the threaded pkg-mt/ with its helper workers, as the engine worker does),
+// plain pkg/ or the threaded pkg-mt/ with its helper workers, each with relaxed SIMD where
+// the browser has it, as the engine worker does),
 // one CPU engine per thread count, and times their calls here, where blocking is allowed.
 // bench/ort.js also makes single calls through it ('eps', 'decode', 'encode'), for our
 // threaded engine beside onnxruntime-web's threads.
 import { startHelpers } from './glow/threads.js';
+import { buildUrl } from './glow/builds.js';
 import { fetchBytes } from './bench-util.js';
 
 let glow;
@@ -22,7 +24,8 @@ function call(m) {
 async function handle(m) {
   switch (m.type) {
     case 'init': {
-      const url = new URL(m.threaded ? './pkg-mt/glow_web.js' : './pkg/glow_web.js', import.meta.url).href;
+      // relaxed: true or false picks that build; absent, the one the page would load here
+      const url = buildUrl(m.threaded, m.relaxed);
       glow = await import(url);
       await glow.default();
       const config = await (await fetch(`${m.model}/model.json`)).text();

@@ -1,6 +1,9 @@
 // Browser benchmark: prints JSON into #out and sets document.body.dataset.done.
-import init, { GlowModel } from './pkg/glow_web.js';
 import { fetchBytes, stats } from './bench-util.js';
+import { buildUrl } from './glow/builds.js';
+
+// The plain build the page would load here (with relaxed SIMD where the browser has it).
+const { default: init, GlowModel } = await import(buildUrl(false));
 
 const out = document.getElementById('out');
 const q = new URLSearchParams(location.search);

@@ -4,7 +4,8 @@
 //   <script type="module" src="https://example.org/glow/glow-face.js"></script>
 //   <glow-face model="models/celeba-64x64-additive" mode="sample" temperature="0.7" seed="1"></glow-face>
 //
-// glow-face.js needs glow/ (the client and its worker) and pkg/ (the wasm engine) next to it.
+// glow-face.js needs glow/ (the client and its worker) and the wasm engine's builds (pkg/,
+// pkg-relaxed/, pkg-mt/, pkg-mt-relaxed/; glow/builds.js picks one) next to it.
 // Nothing is downloaded until the widget comes within 200px of the viewport: until then it
 // shows its poster (the `poster` image, or a neutral placeholder), which also loads the
 // widget at once when clicked.

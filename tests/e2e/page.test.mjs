@@ -155,6 +155,47 @@ async function main() {
       return `${r.adapter}: decode (4 images, and 1) and encode identical to the plain build's`;
     });
 
+    await check('where the browser has relaxed SIMD the page loads the FMA builds: within a level of the portable build, and encode -> decode exact', async () => {
+      const r = await page.evaluate(async () => {
+        const { RELAXED_SIMD, buildUrl } = await import('/glow/builds.js');
+        const dir = (await (await fetch('/models/index.json')).json())[0];
+        const json = await (await fetch(`/${dir}/model.json`)).text();
+        const weights = new Uint8Array(await (await fetch(`/${dir}/weights.safetensors`)).arrayBuffer());
+        const load = async (/** @type {boolean} */ relaxed) => {
+          const glow = await import(buildUrl(false, relaxed));
+          await glow.default();
+          return glow.GlowModel.load(json, weights, null, 'cpu', 2, 1);
+        };
+        const [fma, portable] = [await load(true), await load(false)];
+        const eps = fma.sampleEps(2, 5, 0.7);
+        const a = await fma.decode(eps, 2, 1.0);
+        const b = await portable.decode(eps, 2, 1.0);
+        let differ = 0;
+        let most = 0;
+        for (let i = 0; i < a.length; i++) {
+          const d = Math.abs(a[i] - b[i]);
+          if (d) differ++;
+          most = Math.max(most, d);
+        }
+        const ea = /** @type {any} */ (await fma.encode(a, 2));
+        const eb = /** @type {any} */ (await portable.encode(a, 2));
+        // decode(encode(x)) with OpenAI's postprocess (quantize) gives back x's 5-bit bins exactly
+        const again = await fma.decode(ea.eps, 2, 1.0, undefined, true);
+        let roundTrip = 0;
+        const shift = 8 - JSON.parse(json).n_bits;
+        for (let i = 0; i < a.length; i++) if (again[i] !== (i % 4 === 3 ? 255 : (a[i] >> shift) << shift)) roundTrip++;
+        return { relaxed: RELAXED_SIMD, pageBuild: buildUrl(false), kernels: [fma.adapterInfo, portable.adapterInfo], values: a.length, differ, most,
+          bpd: [...ea.bitsPerDim].map((v, i) => Math.abs(v - eb.bitsPerDim[i])), roundTrip };
+      });
+      // Chromium has shipped relaxed SIMD since version 114: a false probe here is a broken probe.
+      assert(r.relaxed && /pkg-relaxed\//.test(r.pageBuild), `relaxed SIMD probe: ${r.relaxed} (${r.pageBuild})`);
+      assert(/relaxed FMA/.test(r.kernels[0]) && !/relaxed/.test(r.kernels[1]), `kernels: ${r.kernels}`);
+      assert(r.most <= 1 && r.differ <= r.values * 0.005, `${r.differ} of ${r.values} bytes differ from the portable build's, by up to ${r.most}`);
+      assert(r.bpd.every((d) => d < 1e-5), `bits/dim differ by ${r.bpd}`);
+      assert(r.roundTrip === 0, `${r.roundTrip} bytes of decode(encode(x)) are not x's bins on the FMA build`);
+      return `${r.kernels[0]}: ${r.differ} of ${r.values} bytes differ (by ${r.most}), bits/dim by ${Math.max(...r.bpd).toExponential(1)}, round trip exact`;
+    });
+
     await check('cross-origin isolated, the page runs its CPU engine on one thread per core and says so', async () => {
       const r = await page.evaluate(() => ({
         backend: document.body.dataset.backend, threads: Number(document.body.dataset.threads), cores: navigator.hardwareConcurrency,

@@ -11,10 +11,11 @@
 /** @typedef {import('../pkg/glow_web.js').GlowModel} GlowModel */
 
 import { startHelpers, threadPlan } from './threads.js';
+import { buildUrl } from './builds.js';
 
-const PKG_URL = new URL('../pkg/glow_web.js', import.meta.url).href;
+const PKG_URL = buildUrl(false);
 // The same engine built with WebAssembly threads over shared memory (./build.sh builds both).
-const PKG_MT_URL = new URL('../pkg-mt/glow_web.js', import.meta.url).href;
+const PKG_MT_URL = buildUrl(true);
 const CACHE_NAME = 'glow-weights-v1';
 
 // The worker's global scope (typed by hand: the DOM and WebWorker libraries clash in one

@@ -5,7 +5,9 @@
 //! the kernels read the activations where they are.
 //!
 //! Two implementations, picked once per engine:
-//! - portable Rust that LLVM vectorises (SSE natively, simd128 in wasm): `acc += x * w`;
+//! - portable Rust that LLVM vectorises (SSE natively, simd128 in wasm): `acc += x * w`; in
+//!   the wasm builds with relaxed SIMD (`pkg-relaxed/`, `pkg-mt-relaxed/`) the same tile with
+//!   `f32x4.relaxed_madd` instead, which may round once (FMA) or twice, as the CPU does;
 //! - natively on x86_64 CPUs that have them, AVX2 + FMA intrinsics: `acc = fma(x, w, acc)`,
 //!   and two outputs per call (two blocks, or two tiles when a conv has one block, as the
 //!   coupling's last conv does) so that 8 independent accumulators hide the FMA latency.
@@ -46,6 +48,8 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         if self.avx2_fma {
             "AVX2+FMA"
+        } else if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+            "simd128 + relaxed FMA"
         } else if cfg!(target_arch = "wasm32") {
             "simd128"
         } else {
@@ -79,6 +83,7 @@ impl Kernel {
 /// checks and keeps the 32 accumulators in vector registers. LLVM vectorises it (SSE
 /// natively, simd128 in wasm) as well as hand-written simd128 intrinsics did (measured:
 /// same speed in V8).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
 #[inline(always)]
 fn micro_kernel(rows: &[&[f32]], w: &[f32], cin: usize) -> Tile {
     let mut acc = [[0f32; NR]; MR];
@@ -95,6 +100,37 @@ fn micro_kernel(rows: &[&[f32]], w: &[f32], cin: usize) -> Tile {
         }
     }
     acc
+}
+
+/// The wasm kernel where the build has relaxed SIMD: `f32x4.relaxed_madd`, which V8 compiles
+/// to one FMA instruction where the CPU has one (and to a multiply and an add where not).
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[inline(always)]
+fn micro_kernel(rows: &[&[f32]], w: &[f32], cin: usize) -> Tile {
+    use core::arch::wasm32::*;
+    let mut acc = [[f32x4_splat(0.0); 2]; MR];
+    for (tap, wt) in rows.chunks_exact(MR).zip(w.chunks_exact(cin * NR)) {
+        let [x0, x1, x2, x3] = [tap[0], tap[1], tap[2], tap[3]];
+        let xs = x0.iter().zip(x1).zip(x2.iter().zip(x3));
+        for (((a0, a1), (a2, a3)), wv) in xs.zip(wt.chunks_exact(NR)) {
+            // SAFETY: `chunks_exact(NR)` gives 8 floats: two unaligned 128-bit loads.
+            let (w0, w1) = unsafe { (v128_load(wv.as_ptr() as *const v128), v128_load(wv.as_ptr().add(4) as *const v128)) };
+            for (r, a) in [a0, a1, a2, a3].into_iter().enumerate() {
+                let s = f32x4_splat(*a);
+                acc[r][0] = f32x4_relaxed_madd(s, w0, acc[r][0]);
+                acc[r][1] = f32x4_relaxed_madd(s, w1, acc[r][1]);
+            }
+        }
+    }
+    let mut t = [[0f32; NR]; MR];
+    for (row, a) in t.iter_mut().zip(acc) {
+        // SAFETY: a row is NR = 8 floats: two unaligned 128-bit stores.
+        unsafe {
+            v128_store(row.as_mut_ptr() as *mut v128, a[0]);
+            v128_store(row.as_mut_ptr().add(4) as *mut v128, a[1]);
+        }
+    }
+    t
 }
 
 #[cfg(target_arch = "x86_64")]
