@@ -36,6 +36,10 @@ const minRuns = Number(q.get('min_runs') || 3);
 const warmupMs = Number(q.get('warmup_s') ?? 3) * 1000;
 // glow_time=0: our engine only provides the eps, images and reference outputs (untimed)
 const glowTime = q.get('glow_time') !== '0';
+// ort_time=0: ORT's sessions are made and checked (cold calls) but not timed
+const ortTime = q.get('ort_time') !== '0';
+// gap_ms: an idle pause before every timed call (what lingers after the other engine's call)
+const gapMs = Number(q.get('gap_ms') || 0);
 const TEMPERATURE = 0.7;
 const SEED = 1;
 
@@ -79,6 +83,7 @@ async function warm(fns) {
     for (const [k, fn] of Object.entries(fns)) {
       if (errors[k]) continue;
       try {
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
         const t = performance.now();
         await fn();
         times[k].push(performance.now() - t);
@@ -139,7 +144,7 @@ async function adapterInfo(adapter) {
 
 async function main() {
   const result = {
-    page: { model: modelUrl, ort_ep: ortEp, ort_threads_requested: threads, glow_backend: glowBackend, glow_threads: glowThreads, ort_spin: ortSpin, glow_timed: glowTime,
+    page: { model: modelUrl, ort_ep: ortEp, ort_threads_requested: threads, glow_backend: glowBackend, glow_threads: glowThreads, ort_spin: ortSpin, glow_timed: glowTime, ort_timed: ortTime, gap_ms: gapMs,
       runs, min_runs: minRuns, batches, budget_s: budgetMs / 1000, warmup_s: warmupMs / 1000 },
     user_agent: navigator.userAgent,
     relaxed_simd: RELAXED_SIMD,
@@ -262,7 +267,7 @@ async function main() {
       if (m && glowTime) {
         fns.glow = dir === 'decode' ? () => m.decode(eps, batch, TEMPERATURE) : () => m.encode(glowBytes, batch);
       }
-      if (sessions[dir]) fns.ort = () => sessions[dir].run(feeds[dir]);
+      if (sessions[dir] && ortTime) fns.ort = () => sessions[dir].run(feeds[dir]);
       const w = await warm(fns);
       if (w.glow) Object.assign(r.glow[dir], { warm: w.glow, ms_per_image: w.glow.median_ms / batch });
       if (w.ort) Object.assign(r[`ort_${dir}`], { warm: w.ort, ms_per_image: w.ort.median_ms / batch });

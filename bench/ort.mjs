@@ -6,7 +6,7 @@
 //
 //   node bench/ort.mjs [--root dist] [--model models/bench64] [--runs 5] [--batches 1,16]
 //                      [--budget 30] [--pages webgpu,wasm1,wasm2] [--out bench/RESULTS-ort.md]
-//                      [--json FILE] [--page-timeout 300] [--min-runs 3] [--warmup 3]
+//                      [--json FILE] [--page-timeout 300] [--min-runs 3] [--warmup 3] [--gap-ms 100]
 //                      [--gpu-batches B] [--gpu-runs N] [--gpu-min-runs N]   (WebGPU pages only)
 //                      [--merge A.json,B.json]  (add the pages of earlier runs' --json to the summary)
 //                      [--from-json FILE]       (no browser: rewrite the summary from a --json file)
@@ -17,6 +17,12 @@
 //   wasm2:  ours on the threaded CPU engine (pkg-mt/, 2 threads, in a worker) vs ORT's wasm EP
 //           with numThreads=2 (wasm2-nospin: the same, ORT's threads not spinning between calls)
 //   webgpu-ort: ORT's WebGPU EP alone (ours untimed), for batches too slow for the webgpu page
+// Every timed call comes --gap-ms (default 100) after the previous call ended, with the page
+// idle: onnxruntime-web's thread pool keeps a core busy for a while after its calls (with
+// ORT on 2 threads, our 2-thread call right after one took twice as long as with 100 ms
+// between them, or with ORT on 1 thread; `session.intra_op.allow_spinning` 0 did not change
+// it: ORT-web's sessions share one global pool), so without the pause each engine would be
+// timed partly on the other's leftovers.
 // Before timing, each page makes untimed calls of every engine for --warmup seconds (CPU
 // pages; at least one round; WebGPU pages one round), so that V8's optimising tier runs both
 // engines' wasm. A warm series stops after --runs calls, or once it has taken --budget seconds and has
@@ -34,7 +40,7 @@ import { spawnSync } from 'node:child_process';
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const args = { root: 'dist', model: 'models/bench64', runs: '5', batches: '1,16', budget: '30', 'min-runs': '3',
   'gpu-batches': '', merge: '', 'from-json': '', 'gpu-runs': '', 'gpu-min-runs': '',
-  pages: 'webgpu,wasm1,wasm2', warmup: '3', out: 'bench/RESULTS-ort.md', json: '', 'page-timeout': '300' };
+  pages: 'webgpu,wasm1,wasm2', warmup: '3', 'gap-ms': '100', out: 'bench/RESULTS-ort.md', json: '', 'page-timeout': '300' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, '');
   if (!(k in args) || process.argv[i + 1] === undefined) {
@@ -105,6 +111,12 @@ async function runBrowser() {
     wasm2: { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2 },
     // the same with ORT's threads not spinning after its calls (they share the page's cores)
     'wasm2-nospin': { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2, ort_spin: 0 },
+    // ours alone on the threaded CPU engine (no ORT session in the page): for the 2-thread pages' question
+    'glow-cpu2': { ort: 'none', threads: 1, glow: 'cpu', glow_threads: 2 },
+    // ours on 2 threads beside ORT on 1 (no ORT thread pool)
+    'wasm1-glow2': { ort: 'wasm', threads: 1, glow: 'cpu', glow_threads: 2 },
+    // the same beside ORT's 2-thread sessions, made (and run once) but idle while ours are timed
+    'glow-cpu2-ort-idle': { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2, ort_time: 0 },
     // ORT WebGPU alone (ours only supplies inputs and reference outputs): for slow batches
     'webgpu-ort': { ort: 'webgpu', threads: 1, glow: 'webgpu', glow_time: 0 },
   };
@@ -130,7 +142,7 @@ async function runBrowser() {
       const qs = new URLSearchParams({ model: args.model, budget_s: args.budget, warmup_s: gpu ? '0' : args.warmup,
         runs: (gpu && args['gpu-runs']) || args.runs, min_runs: (gpu && args['gpu-min-runs']) || args['min-runs'],
         batches: gpu ? gpuBatches : args.batches,
-        ort: cfg.ort, threads: String(cfg.threads), glow: cfg.glow, glow_threads: String(cfg.glow_threads ?? 1), ort_spin: String(cfg.ort_spin ?? 1), glow_time: String(cfg.glow_time ?? 1) });
+        ort: cfg.ort, threads: String(cfg.threads), glow: cfg.glow, glow_threads: String(cfg.glow_threads ?? 1), ort_spin: String(cfg.ort_spin ?? 1), glow_time: String(cfg.glow_time ?? 1), ort_time: String(cfg.ort_time ?? 1), gap_ms: args['gap-ms'] });
       const tp = Date.now();
       console.error(`page ${name}: ${qs}`);
       await page.goto(`http://127.0.0.1:${port}/ort.html?${qs}`);
@@ -220,7 +232,9 @@ function markdown(all) {
     L.push(`* ${label}${run.command ? ` (\`${run.command}\`)` : ''}: pages ${Object.keys(run.pages).join(', ')}; ${run.total_browser_seconds.toFixed(0)} s of browser time; load average (1/5/15 min, ${run.cpus} CPUs, shared machine) ${la(run)}`);
   }
   L.push('');
-  L.push('Within a page, ours and ORT\'s warm calls alternate, so both see the same load; the machine is shared,');
+  const gaps = [...new Set(pages.map((x) => x.p && x.p.page.gap_ms).filter((g) => g !== undefined && g !== null))];
+  L.push(`Within a page, ours and ORT's warm calls alternate, so both see the same load, each after ${gaps.length ? gaps.join(' or ') : 0} ms`);
+  L.push('of idle page (ORT\'s thread pool stays busy for a while after its calls); the machine is shared,');
   L.push('so medians move by 2x between runs: the best-call table is the steadier comparison.');
   const summary = (title, stat) => {
     fromMerged = false;
