@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -118,7 +119,32 @@ def _check_and_golden(out_dir, model, test_u8, n_bits, seed):
     return oracle.golden_tensors(images, x64, enc, sample_eps, temp, sample_x)
 
 
-def export(run_dir, out_dir=None, which="last", samples=None, name=None, temperature=0.7):
+def curve(run_dir, info, init, prior_curve=None):
+    """The test bits/dim on the way: the earlier model's curve (its model.json `training.curve`,
+    or `prior_curve` for a model exported before curves were kept), then this run's
+    evaluations from its train.log up to the exported step, each at the minutes trained by
+    then (the nearest logged step at or before it; evaluations excluded)."""
+    before = list(((init or {}).get("training") or {}).get("curve") or prior_curve or [])
+    steps0 = init["train_steps"] if init else 0
+    minutes0 = init["train_seconds"] / 60 if init else 0.0
+    minutes_at = {}  # logged step -> minutes trained
+    points = []
+    with open(os.path.join(run_dir, "train.log")) as f:
+        for line in f:
+            m = re.search(r" step (\d+) epoch .* ([\d.]+) min ", line)
+            if m:
+                minutes_at[int(m.group(1))] = float(m.group(2))
+            m = re.search(r"eval step (\d+)\b.*bin centre\) ([\d.]+), dequantized ([\d.]+)", line)
+            if m and 0 < int(m.group(1)) <= info["step"]:
+                step = int(m.group(1))
+                known = [s for s in minutes_at if s <= step]
+                minutes = minutes_at[max(known)] if known else 0.0
+                points.append({"minutes": round(minutes0 + minutes, 1), "step": steps0 + step,
+                               "test_bpd": float(m.group(2)), "test_bpd_dequantized": float(m.group(3))})
+    return before + points
+
+
+def export(run_dir, out_dir=None, which="last", samples=None, name=None, temperature=0.7, prior_curve=None):
     torch.set_num_threads(1)
     args, cfg, model, info = load_run(run_dir, which)
     name = name or args["name"]
@@ -141,6 +167,10 @@ def export(run_dir, out_dir=None, which="last", samples=None, name=None, tempera
             old = json.load(f)
         if "attributes" in old and os.path.exists(os.path.join(out_dir, old["attributes"]["file"])):
             meta["attributes"] = old["attributes"]
+        if "align" in old:
+            # the face template (glow align-template): measured on the training crops, which
+            # a re-export of the same data and framing does not change
+            meta["align"] = old["align"]
     init = info["init"]
     prior_steps = init["train_steps"] if init else 0
     prior_seconds = init["train_seconds"] if init else 0.0
@@ -181,6 +211,8 @@ def export(run_dir, out_dir=None, which="last", samples=None, name=None, tempera
         if init.get("hardware"):
             meta["metrics"]["hardware"] = f"steps 0-{prior_steps}: {init['hardware']}; then {info['hardware']}"
 
+    meta["training"]["curve"] = curve(run_dir, info, init, prior_curve)
+
     # write to temporary names, check, then move into place
     wtmp = os.path.join(out_dir, "weights.safetensors.tmp")
     save_file(f16, wtmp)
@@ -215,8 +247,15 @@ def main():
     ap.add_argument("--which", choices=["last", "best"], default="last")
     ap.add_argument("--samples", default=None, help="write a PNG grid of samples here")
     ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--prior-curve", default=None,
+                    help="JSON list of {minutes, step, test_bpd, test_bpd_dequantized}: the test bits/dim on the "
+                         "way to the model this run started from (--init-from), where its model.json has no curve")
     a = ap.parse_args()
-    export(a.run_dir, a.out, a.which, a.samples, a.name, a.temperature)
+    prior = None
+    if a.prior_curve:
+        with open(a.prior_curve) as f:
+            prior = json.load(f)
+    export(a.run_dir, a.out, a.which, a.samples, a.name, a.temperature, prior)
     return 0
 
 
