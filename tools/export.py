@@ -129,7 +129,8 @@ def curve(run_dir, info, init, prior_curve=None):
     minutes0 = init["train_seconds"] / 60 if init else 0.0
     minutes_at = {}  # logged step -> minutes trained
     points = []
-    with open(os.path.join(run_dir, "train.log")) as f:
+    log = os.path.join(run_dir, "train.log")
+    with open(log) if os.path.exists(log) else open(os.devnull) as f:
         for line in f:
             m = re.search(r" step (\d+) epoch .* ([\d.]+) min ", line)
             if m:
