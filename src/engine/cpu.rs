@@ -71,14 +71,14 @@ impl CpuEngine {
                 l.steps
                     .iter()
                     .map(|s| Step {
-                        forward: PackedConv::new(&s.forward),
-                        inverse: PackedConv::new(&s.inverse),
-                        f: [PackedConv::new(&s.f1), PackedConv::new(&s.f2), PackedConv::new(&s.f3)],
+                        forward: PackedConv::new(&s.forward, kernel),
+                        inverse: PackedConv::new(&s.inverse, kernel),
+                        f: [PackedConv::new(&s.f1, kernel), PackedConv::new(&s.f2, kernel), PackedConv::new(&s.f3, kernel)],
                     })
                     .collect()
             })
             .collect();
-        let priors = fm.levels.iter().map(|l| l.prior.as_ref().map(PackedConv::new)).collect();
+        let priors = fm.levels.iter().map(|l| l.prior.as_ref().map(|c| PackedConv::new(c, kernel))).collect();
         CpuEngine { model: fm, threads, kernel, steps, priors }
     }
 
@@ -115,8 +115,7 @@ impl CpuEngine {
     pub fn encode_x(&self, x: &[f32], batch: usize) -> Encoded {
         let d = self.model.dim();
         let mut all = Encoded { eps: Vec::with_capacity(batch * d), logdet: vec![], logp: vec![], objective: vec![], bits_per_dim: vec![] };
-        let kernel = self.kernel;
-        let all_images = self.threads.call(|team| team.map(batch, |i, team| self.encode_one(Ctx { kernel, team }, &x[i * d..(i + 1) * d])));
+        let all_images = self.threads.call(|team| team.map(batch, |i, team| self.encode_one(Ctx { team }, &x[i * d..(i + 1) * d])));
         for e in all_images {
             all.eps.extend(e.eps);
             all.logdet.extend(e.logdet);
@@ -172,8 +171,7 @@ impl CpuEngine {
     /// (One image at a time, as `encode_x`.)
     pub fn decode_x(&self, eps: &[f32], batch: usize, temps: &[f32]) -> Vec<f32> {
         let d = self.model.dim();
-        let kernel = self.kernel;
-        self.threads.call(|team| team.map(batch, |i, team| self.decode_one(Ctx { kernel, team }, &eps[i * d..(i + 1) * d], temps))).concat()
+        self.threads.call(|team| team.map(batch, |i, team| self.decode_one(Ctx { team }, &eps[i * d..(i + 1) * d], temps))).concat()
     }
 
     fn decode_one(&self, cx: Ctx, eps: &[f32], temps: &[f32]) -> Vec<f32> {

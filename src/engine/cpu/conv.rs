@@ -16,42 +16,34 @@ const MIN_MACS_PER_PART: usize = 1 << 15;
 /// of four alternating runs: 37.5 ms per decode with 1 part per thread, 31.9 with 4.)
 const PARTS_PER_THREAD: usize = 4;
 
-/// What a conv runs with: the engine's micro-kernel and the threads of the current call.
+/// What a conv runs with: the threads of the current call.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
-    pub kernel: Kernel,
     pub team: &'a Team,
 }
 
-/// A conv with its weights packed as `[ceil(cout/8)][taps*cin][8]`, and its bias and edge
+/// A conv with its weights packed for its micro-kernel (`Kernel::pack`), and its bias and edge
 /// table padded to whole blocks of 8 channels (zeros), so the epilogue works on whole
 /// vectors.
 pub struct PackedConv {
     pub conv: Conv,
+    /// The micro-kernel the weights are packed for.
+    kernel: Kernel,
     packed: Vec<f32>,
     bias: Vec<f32>,
     edge: Option<Vec<f32>>,
 }
 
 impl PackedConv {
-    pub fn new(conv: &Conv) -> Self {
+    /// `conv` with its weights packed for `kernel` (`Kernel::pack`), which runs it.
+    pub fn new(conv: &Conv, kernel: Kernel) -> Self {
         let k = conv.ksize * conv.ksize * conv.cin;
         let blocks = conv.cout.div_ceil(NR);
-        let mut packed = vec![0f32; blocks * k * NR];
-        for nb in 0..blocks {
-            for kk in 0..k {
-                for j in 0..NR {
-                    let co = nb * NR + j;
-                    if co < conv.cout {
-                        packed[(nb * k + kk) * NR + j] = conv.weight[kk * conv.cout + co];
-                    }
-                }
-            }
-        }
+        let packed = kernel.pack(&conv.weight, k, conv.cout);
         let pad = |v: &[f32]| -> Vec<f32> {
             v.chunks_exact(conv.cout).flat_map(|row| row.iter().copied().chain(std::iter::repeat(0.0)).take(blocks * NR)).collect()
         };
-        PackedConv { conv: conv.clone(), packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad) }
+        PackedConv { conv: conv.clone(), kernel, packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad) }
     }
 
     /// `out[p, out_offset + co]` for a `[batch, h, w, in_stride]` input (channels at
@@ -68,13 +60,13 @@ impl PackedConv {
         let rows = tiles.div_ceil(parts) * MR;
         x.team.split_rows(&mut out[..total * g.out_stride], g.out_stride, rows, |first, part| {
             let end = (first + rows).min(total);
-            self.run_part(x.kernel, g, input, first..end, part)
+            self.run_part(g, input, first..end, part)
         });
     }
 
     /// Output pixels `pixels` (starting at a tile boundary) into `out`, which holds those
     /// pixels' rows only.
-    fn run_part(&self, kernel: Kernel, g: Geometry, input: &[f32], pixels: std::ops::Range<usize>, out: &mut [f32]) {
+    fn run_part(&self, g: Geometry, input: &[f32], pixels: std::ops::Range<usize>, out: &mut [f32]) {
         let c = &self.conv;
         let (h, w) = (g.h, g.w);
         let ks = c.ksize;
@@ -117,7 +109,7 @@ impl PackedConv {
                     }
                 }
             }
-            kernel.chunk(&rows, nt, c.cin, &self.packed, blocks, |t, nb, acc| {
+            self.kernel.chunk(&rows, nt, c.cin, &self.packed, blocks, |t, nb, acc| {
                 let m0 = pixels.start + (t0 + t) * MR;
                 let (c0, c1) = (nb * NR, (nb * NR + NR).min(c.cout));
                 let bias: &[f32; NR] = self.bias[c0..c0 + NR].try_into().unwrap_or(&[0.0; NR]);
@@ -180,7 +172,7 @@ mod tests {
             relu: true,
             out_scale: None,
         };
-        let p = PackedConv::new(&conv);
+        let p = PackedConv::new(&conv, Kernel::detect());
         let g = Geometry { batch: 1, h: 7, w: 5, in_stride: cin + 2, in_offset: 1, out_stride: cout + 3, out_offset: 2 };
         let input: Vec<f32> = (0..35 * g.in_stride).map(|i| val(i + 3)).collect();
         let run = |threads: usize| {
@@ -188,7 +180,7 @@ mod tests {
             // `run` would not split a conv this small: split it as `run` splits big ones.
             let rows = 9usize.div_ceil(threads) * MR;
             Threads::new(threads).call(|team| {
-                team.split_rows(&mut out, g.out_stride, rows, |first, part| p.run_part(Kernel::detect(), g, &input, first..(first + rows).min(35), part))
+                team.split_rows(&mut out, g.out_stride, rows, |first, part| p.run_part(g, &input, first..(first + rows).min(35), part))
             });
             out
         };
@@ -201,7 +193,7 @@ mod tests {
         }
         // And `run` itself on one thread gives the same.
         let mut out = vec![7.5f32; 35 * g.out_stride];
-        Threads::new(1).call(|team| p.run(Ctx { kernel: Kernel::detect(), team }, g, &input, &mut out));
+        Threads::new(1).call(|team| p.run(Ctx { team }, g, &input, &mut out));
         assert_eq!(out, one);
     }
 }

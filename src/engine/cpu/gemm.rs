@@ -25,28 +25,72 @@ pub type Tile = [[f32; NR]; MR];
 /// Which micro-kernel an engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernel {
-    // Private, so the only way to get `true` is `detect` on a CPU that has both features:
+    // Private, so the only way to get `true` is `available` on a CPU that has the features:
     // that is what makes calling the `target_feature` code sound.
     avx2_fma: bool,
+    /// AVX-512F as well (only with `avx2_fma`).
+    avx512: bool,
 }
 
 impl Kernel {
-    /// The fastest this CPU runs.
+    /// The fastest this CPU runs; `GLOW_CPU_KERNEL=avx2` or `=portable` caps it (for
+    /// benchmarks that compare the kernels).
     pub fn detect() -> Kernel {
+        let cap = std::env::var("GLOW_CPU_KERNEL").unwrap_or_default();
+        Kernel::available().into_iter().rev().find(|k| cap.is_empty() || k.id() == cap).unwrap_or(Kernel::portable())
+    }
+
+    /// Every kernel this CPU can run, slowest first.
+    pub fn available() -> Vec<Kernel> {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Kernel { avx2_fma: true };
+            let avx2 = Kernel { avx2_fma: true, avx512: false };
+            if is_x86_feature_detected!("avx512f") {
+                return vec![Kernel::portable(), avx2, Kernel { avx2_fma: true, avx512: true }];
+            }
+            return vec![Kernel::portable(), avx2];
         }
-        Kernel::portable()
+        vec![Kernel::portable()]
     }
 
     /// The portable kernel (what wasm32 always runs).
     pub fn portable() -> Kernel {
-        Kernel { avx2_fma: false }
+        Kernel { avx2_fma: false, avx512: false }
+    }
+
+    /// The kernel's name in `GLOW_CPU_KERNEL`.
+    fn id(self) -> &'static str {
+        match (self.avx2_fma, self.avx512) {
+            (_, true) => "avx512",
+            (true, false) => "avx2",
+            _ => "portable",
+        }
+    }
+
+    /// A conv's weights `w[kk * cout + co]` (`k` rows of `cout`) packed as this kernel reads
+    /// them: blocks of NR output channels, zero-padded, `[block][kk][NR]`; for AVX-512 each
+    /// pair of consecutive blocks interleaved, `[pair][kk][2 * NR]` (one 512-bit load), and
+    /// an odd last block as `[kk][NR]`.
+    pub fn pack(self, w: &[f32], k: usize, cout: usize) -> Vec<f32> {
+        let blocks = cout.div_ceil(NR);
+        let width = |nb: usize| if self.avx512 && nb < blocks / 2 * 2 { 2 * NR } else { NR };
+        let mut packed = vec![0f32; blocks * k * NR];
+        for co in 0..cout {
+            let nb = co / NR;
+            let (wide, lane) = (width(nb), if width(nb) == 2 * NR { co % (2 * NR) } else { co % NR });
+            // where this channel's group (a pair or a block) starts: NR * k per block before it
+            let start = if wide == 2 * NR { nb / 2 * 2 * NR * k } else { nb * NR * k };
+            for kk in 0..k {
+                packed[start + kk * wide + lane] = w[kk * cout + co];
+            }
+        }
+        packed
     }
 
     pub fn name(self) -> &'static str {
-        if self.avx2_fma {
+        if self.avx512 {
+            "AVX-512"
+        } else if self.avx2_fma {
             "AVX2+FMA"
         } else if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
             "simd128 + relaxed FMA"
@@ -66,8 +110,13 @@ impl Kernel {
         let k = per_tile / MR * cin;
         debug_assert!(rows.len() == nt * per_tile && per_tile.is_multiple_of(MR) && packed.len() >= blocks * k * NR);
         #[cfg(target_arch = "x86_64")]
+        if self.avx512 {
+            // SAFETY: `avx512` is only true when `available` found AVX-512F, AVX2 and FMA.
+            return unsafe { avx512::chunk(rows, nt, cin, packed, blocks, store) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if self.avx2_fma {
-            // SAFETY: `avx2_fma` is only true when `detect` found AVX2 and FMA on this CPU.
+            // SAFETY: `avx2_fma` is only true when `available` found AVX2 and FMA on this CPU.
             return unsafe { avx2::chunk(rows, nt, cin, packed, blocks, store) };
         }
         for nb in 0..blocks {
@@ -175,7 +224,7 @@ mod avx2 {
     /// tile against two blocks, or two tiles against the same block).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn two(a: &[&[f32]], b: &[&[f32]], w0: &[f32], w1: &[f32], cin: usize) -> [Tile; 2] {
+    pub(super) fn two(a: &[&[f32]], b: &[&[f32]], w0: &[f32], w1: &[f32], cin: usize) -> [Tile; 2] {
         let mut c0 = [_mm256_setzero_ps(); MR];
         let mut c1 = [_mm256_setzero_ps(); MR];
         let taps = a.chunks_exact(MR).zip(b.chunks_exact(MR)).zip(w0.chunks_exact(cin * NR).zip(w1.chunks_exact(cin * NR)));
@@ -195,7 +244,7 @@ mod avx2 {
     /// One micro-tile (the last tile of an odd block).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn one(a: &[&[f32]], w: &[f32], cin: usize) -> Tile {
+    pub(super) fn one(a: &[&[f32]], w: &[f32], cin: usize) -> Tile {
         let mut c = [_mm256_setzero_ps(); MR];
         for (ta, v) in a.chunks_exact(MR).zip(w.chunks_exact(cin * NR)) {
             for (ci, v) in v.chunks_exact(NR).enumerate() {
@@ -221,35 +270,163 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{avx2, Tile, MR, NR};
+    use std::arch::x86_64::*;
+
+    /// As `avx2::chunk`, on weights packed in pairs of blocks (`Kernel::pack`): one 512-bit
+    /// register holds a pixel's 16 outputs of a pair. Two pairs against two tiles at once
+    /// (16 accumulators of AVX-512's 32 registers), then what is left in smaller groups; an
+    /// odd last block as AVX2 does it. Each output is the same chain of FMAs as in the AVX2
+    /// kernel, so the two agree bit for bit.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn chunk(rows: &[&[f32]], nt: usize, cin: usize, packed: &[f32], blocks: usize, mut store: impl FnMut(usize, usize, &Tile)) {
+        let per_tile = rows.len() / nt.max(1);
+        let k = per_tile / MR * cin;
+        let tile = |t: usize| &rows[t * per_tile..(t + 1) * per_tile];
+        let pair = |p: usize| &packed[p * 2 * NR * k..(p + 1) * 2 * NR * k];
+        let pairs = blocks / 2;
+        let mut put = |t: usize, p: usize, out: &[Tile; 2]| {
+            store(t, 2 * p, &out[0]);
+            store(t, 2 * p + 1, &out[1]);
+        };
+        let mut p = 0;
+        while p < pairs {
+            let two_pairs = p + 2 <= pairs;
+            let mut t = 0;
+            while t < nt {
+                match (two_pairs, t + 2 <= nt) {
+                    (true, true) => {
+                        let out = group::<2, 2>([tile(t), tile(t + 1)], [pair(p), pair(p + 1)], cin);
+                        (0..2).for_each(|i| (0..2).for_each(|j| put(t + i, p + j, &out[i][j])));
+                        t += 2;
+                    }
+                    (true, false) => {
+                        let [out] = group::<1, 2>([tile(t)], [pair(p), pair(p + 1)], cin);
+                        (0..2).for_each(|j| put(t, p + j, &out[j]));
+                        t += 1;
+                    }
+                    (false, true) => {
+                        let out = group::<2, 1>([tile(t), tile(t + 1)], [pair(p)], cin);
+                        (0..2).for_each(|i| put(t + i, p, &out[i][0]));
+                        t += 2;
+                    }
+                    (false, false) => {
+                        let [[out]] = group::<1, 1>([tile(t)], [pair(p)], cin);
+                        put(t, p, &out);
+                        t += 1;
+                    }
+                }
+            }
+            p += if two_pairs { 2 } else { 1 };
+        }
+        if blocks % 2 == 1 {
+            let nb = blocks - 1;
+            let w = &packed[nb * NR * k..(nb + 1) * NR * k];
+            let mut t = 0;
+            while t + 2 <= nt {
+                let [x, y] = avx2::two(tile(t), tile(t + 1), w, w, cin);
+                store(t, nb, &x);
+                store(t + 1, nb, &y);
+                t += 2;
+            }
+            if t < nt {
+                store(t, nb, &avx2::one(tile(t), w, cin));
+            }
+        }
+    }
+
+    /// `T` tiles against `P` pairs of blocks: for each tile and pair, its two micro-tiles.
+    /// The accumulators are one flat array and the row pointers are read once per tap, so
+    /// that the compiler keeps both in registers (nested arrays of vectors spilled).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    fn group<const T: usize, const P: usize>(tiles: [&[&[f32]]; T], pairs: [&[f32]; P], cin: usize) -> [[[Tile; 2]; P]; T] {
+        let mut c = [_mm512_setzero_ps(); 16];
+        debug_assert!(T * P * MR <= c.len());
+        let taps = tiles[0].len() / MR;
+        for tap in 0..taps {
+            let mut xs = [std::ptr::null::<f32>(); 8];
+            for i in 0..T {
+                for r in 0..MR {
+                    let row = tiles[i][tap * MR + r];
+                    assert!(row.len() >= cin);
+                    xs[i * MR + r] = row.as_ptr();
+                }
+            }
+            let mut ws = [std::ptr::null::<f32>(); 2];
+            for j in 0..P {
+                let w = &pairs[j][tap * cin * 2 * NR..(tap + 1) * cin * 2 * NR];
+                ws[j] = w.as_ptr();
+            }
+            for ci in 0..cin {
+                // SAFETY: every row has at least `cin` values (asserted) and every weight
+                // slice `cin` steps of 16.
+                unsafe {
+                    let w0 = _mm512_loadu_ps(ws[0].add(ci * 2 * NR));
+                    let w1 = if P == 2 { _mm512_loadu_ps(ws[1].add(ci * 2 * NR)) } else { w0 };
+                    for i in 0..T {
+                        for r in 0..MR {
+                            let v = _mm512_set1_ps(*xs[i * MR + r].add(ci));
+                            let a = (i * P) * MR + r;
+                            c[a] = _mm512_fmadd_ps(v, w0, c[a]);
+                            if P == 2 {
+                                c[a + MR] = _mm512_fmadd_ps(v, w1, c[a + MR]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        std::array::from_fn(|i| {
+            std::array::from_fn(|j| {
+                let mut out = [[[0f32; NR]; MR]; 2];
+                for r in 0..MR {
+                    let mut both = [0f32; 2 * NR];
+                    // SAFETY: `both` is 16 floats, one unaligned 512-bit store.
+                    unsafe { _mm512_storeu_ps(both.as_mut_ptr(), c[(i * P + j) * MR + r]) };
+                    out[0][r].copy_from_slice(&both[..NR]);
+                    out[1][r].copy_from_slice(&both[NR..]);
+                }
+                out
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every (tile, block) of a chunk with 5 tiles and 3 blocks (an odd block and an odd
-    /// tile, so every AVX2 variant runs), 3 taps of 13 channels with a zero row among them:
-    /// stored once each, equal to a plain f64 sum within f32 rounding, and equal bit for bit
-    /// to a scalar chain over (tap, ci) in order (`s + x * w`, or `mul_add` for AVX2): the
-    /// sequence of operations the bit-identity across threads relies on.
+    /// Every (tile, block) of a chunk with 5 tiles and 53 output channels (7 blocks, the last
+    /// partly padding: 3 pairs and an odd block, with an odd tile, so every AVX2 and AVX-512
+    /// variant runs), 3 taps of 13 channels with a zero row among them, weights packed by
+    /// each kernel's `pack`: stored once each, equal to a plain f64 sum within f32 rounding,
+    /// and equal bit for bit to a scalar chain over (tap, ci) in order (`s + x * w`, or
+    /// `mul_add` for AVX2 and AVX-512): the sequence of operations the bit-identity across
+    /// threads (and between the two x86 kernels) relies on.
     #[test]
     fn kernels_compute_the_tiles() {
-        let (nt, taps, cin, blocks) = (5, 3, 13, 3);
-        let k = taps * cin;
+        let (nt, taps, cin, cout): (usize, usize, usize, usize) = (5, 3, 13, 53);
+        let (k, blocks) = (taps * cin, cout.div_ceil(NR));
         let val = |i: usize| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.9;
         let data: Vec<f32> = (0..nt * taps * MR * cin).map(val).collect();
         let zeros = vec![0f32; cin];
         let mut rows: Vec<&[f32]> = data.chunks_exact(cin).collect();
         rows[7] = &zeros;
-        let packed: Vec<f32> = (0..blocks * k * NR).map(|i| val(i + 13)).collect();
-        for kernel in [Kernel::portable(), Kernel::detect()] {
+        let w: Vec<f32> = (0..k * cout).map(|i| val(i + 13)).collect();
+        for kernel in Kernel::available() {
+            let packed = kernel.pack(&w, k, cout);
             let mut seen = vec![0u32; nt * blocks];
             kernel.chunk(&rows, nt, cin, &packed, blocks, |t, nb, acc| {
                 seen[t * blocks + nb] += 1;
-                for r in 0..MR {
-                    for j in 0..NR {
+                for (r, acc_r) in acc.iter().enumerate() {
+                    for (j, &got) in acc_r.iter().enumerate() {
+                        let co = nb * NR + j;
                         let x = |kk: usize| rows[(t * taps + kk / cin) * MR + r][kk % cin];
-                        let terms = (0..k).map(|kk| (x(kk), packed[(nb * k + kk) * NR + j]));
+                        let terms = (0..k).map(|kk| (x(kk), if co < cout { w[kk * cout + co] } else { 0.0 }));
                         let exact: f64 = terms.clone().map(|(x, w)| x as f64 * w as f64).sum();
-                        let got = acc[r][j];
                         assert!((got as f64 - exact).abs() < 1e-5, "{}: tile {t} block {nb} [{r}][{j}]: {got} vs {exact}", kernel.name());
                         let chain = if kernel.avx2_fma {
                             terms.fold(0f32, |s, (x, w)| x.mul_add(w, s))
