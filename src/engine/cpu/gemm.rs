@@ -229,12 +229,18 @@ mod avx2 {
         let mut c1 = [_mm256_setzero_ps(); MR];
         let taps = a.chunks_exact(MR).zip(b.chunks_exact(MR)).zip(w0.chunks_exact(cin * NR).zip(w1.chunks_exact(cin * NR)));
         for ((ta, tb), (v0, v1)) in taps {
+            // The rows' pointers, read once per tap (indexing the slices in the loop reloaded
+            // each pointer from memory and checked its bounds at every step).
+            let (xa, xb) = (rows_of(ta, cin), rows_of(tb, cin));
             for (ci, (v0, v1)) in v0.chunks_exact(NR).zip(v1.chunks_exact(NR)).enumerate() {
-                // SAFETY: `chunks_exact(NR)` gives exactly 8 floats, one unaligned 256-bit load.
-                let (v0, v1) = unsafe { (_mm256_loadu_ps(v0.as_ptr()), _mm256_loadu_ps(v1.as_ptr())) };
-                for r in 0..MR {
-                    c0[r] = _mm256_fmadd_ps(_mm256_set1_ps(ta[r][ci]), v0, c0[r]);
-                    c1[r] = _mm256_fmadd_ps(_mm256_set1_ps(tb[r][ci]), v1, c1[r]);
+                // SAFETY: `chunks_exact(NR)` gives exactly 8 floats, one unaligned 256-bit
+                // load; every row has at least `cin` values (`rows_of`).
+                unsafe {
+                    let (v0, v1) = (_mm256_loadu_ps(v0.as_ptr()), _mm256_loadu_ps(v1.as_ptr()));
+                    for r in 0..MR {
+                        c0[r] = _mm256_fmadd_ps(_mm256_set1_ps(*xa[r].add(ci)), v0, c0[r]);
+                        c1[r] = _mm256_fmadd_ps(_mm256_set1_ps(*xb[r].add(ci)), v1, c1[r]);
+                    }
                 }
             }
         }
@@ -247,15 +253,27 @@ mod avx2 {
     pub(super) fn one(a: &[&[f32]], w: &[f32], cin: usize) -> Tile {
         let mut c = [_mm256_setzero_ps(); MR];
         for (ta, v) in a.chunks_exact(MR).zip(w.chunks_exact(cin * NR)) {
+            let xa = rows_of(ta, cin);
             for (ci, v) in v.chunks_exact(NR).enumerate() {
                 // SAFETY: as in `two`.
-                let v = unsafe { _mm256_loadu_ps(v.as_ptr()) };
-                for r in 0..MR {
-                    c[r] = _mm256_fmadd_ps(_mm256_set1_ps(ta[r][ci]), v, c[r]);
+                unsafe {
+                    let v = _mm256_loadu_ps(v.as_ptr());
+                    for r in 0..MR {
+                        c[r] = _mm256_fmadd_ps(_mm256_set1_ps(*xa[r].add(ci)), v, c[r]);
+                    }
                 }
             }
         }
         unpack(c)
+    }
+
+    /// The MR rows of one tap, as pointers to at least `cin` values each.
+    #[inline(always)]
+    pub(super) fn rows_of(tap: &[&[f32]], cin: usize) -> [*const f32; MR] {
+        std::array::from_fn(|r| {
+            assert!(tap[r].len() >= cin, "a row shorter than the conv's input channels");
+            tap[r].as_ptr()
+        })
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -349,11 +367,7 @@ mod avx512 {
         for tap in 0..taps {
             let mut xs = [std::ptr::null::<f32>(); 8];
             for i in 0..T {
-                for r in 0..MR {
-                    let row = tiles[i][tap * MR + r];
-                    assert!(row.len() >= cin);
-                    xs[i * MR + r] = row.as_ptr();
-                }
+                xs[i * MR..(i + 1) * MR].copy_from_slice(&avx2::rows_of(&tiles[i][tap * MR..(tap + 1) * MR], cin));
             }
             let mut ws = [std::ptr::null::<f32>(); 2];
             for j in 0..P {
@@ -361,7 +375,7 @@ mod avx512 {
                 ws[j] = w.as_ptr();
             }
             for ci in 0..cin {
-                // SAFETY: every row has at least `cin` values (asserted) and every weight
+                // SAFETY: every row has at least `cin` values (`rows_of`) and every weight
                 // slice `cin` steps of 16.
                 unsafe {
                     let w0 = _mm512_loadu_ps(ws[0].add(ci * 2 * NR));
