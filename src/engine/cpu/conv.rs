@@ -123,26 +123,22 @@ impl PackedConv {
                     }
                 }
             });
+            // (acc + bias) + edge, then relu, in that order (the bits the tests pin), in one
+            // pass over each row. Not f32::max for relu: in wasm that is a call to libm's
+            // fmaxf (NaN rules), which cost a quarter of the whole decode.
+            let bias = &self.bias[..c.cout];
+            let relu = |v: f32| if v > 0.0 { v } else { 0.0 };
             let first = pixels.start + t0 * MR;
             for m in first..(first + nt * MR).min(total) {
                 let o = (m - pixels.start) * g.out_stride + g.out_offset;
                 let row = &mut out[o..o + c.cout];
-                let bias = &self.bias[..c.cout];
-                // (acc + bias) + edge, then relu, in that order (the bits the tests pin), in
-                // one pass over the row. Not f32::max for relu: in wasm that is a call to
-                // libm's fmaxf (NaN rules), which cost a quarter of the whole decode.
-                let relu = |v: f32| if v > 0.0 { v } else { 0.0 };
-                match (&self.edge, c.relu) {
-                    (Some(e), true) => {
-                        let at = classes[m - first] * blocks * NR;
-                        let edge = &e[at..at + c.cout];
-                        row.iter_mut().zip(bias).zip(edge).for_each(|((v, b), e)| *v = relu((*v + b) + e));
-                    }
-                    (Some(e), false) => {
-                        let at = classes[m - first] * blocks * NR;
-                        let edge = &e[at..at + c.cout];
-                        row.iter_mut().zip(bias).zip(edge).for_each(|((v, b), e)| *v = (*v + b) + e);
-                    }
+                let edge = self.edge.as_ref().map(|e| {
+                    let at = classes[m - first] * blocks * NR;
+                    &e[at..at + c.cout]
+                });
+                match (edge, c.relu) {
+                    (Some(e), true) => row.iter_mut().zip(bias).zip(e).for_each(|((v, b), e)| *v = relu((*v + b) + e)),
+                    (Some(e), false) => row.iter_mut().zip(bias).zip(e).for_each(|((v, b), e)| *v = (*v + b) + e),
                     (None, true) => row.iter_mut().zip(bias).for_each(|(v, b)| *v = relu(*v + b)),
                     (None, false) => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
                 }

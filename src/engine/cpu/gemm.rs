@@ -73,15 +73,13 @@ impl Kernel {
     /// an odd last block as `[kk][NR]`.
     pub fn pack(self, w: &[f32], k: usize, cout: usize) -> Vec<f32> {
         let blocks = cout.div_ceil(NR);
-        let width = |nb: usize| if self.avx512 && nb < blocks / 2 * 2 { 2 * NR } else { NR };
         let mut packed = vec![0f32; blocks * k * NR];
         for co in 0..cout {
             let nb = co / NR;
-            let (wide, lane) = (width(nb), if width(nb) == 2 * NR { co % (2 * NR) } else { co % NR });
-            // where this channel's group (a pair or a block) starts: NR * k per block before it
-            let start = if wide == 2 * NR { nb / 2 * 2 * NR * k } else { nb * NR * k };
+            // The channel's group (a pair of blocks, or one block): its first channel and width.
+            let (first, wide) = if self.avx512 && nb < blocks / 2 * 2 { (nb / 2 * 2 * NR, 2 * NR) } else { (nb * NR, NR) };
             for kk in 0..k {
-                packed[start + kk * wide + lane] = w[kk * cout + co];
+                packed[first * k + kk * wide + (co - first)] = w[kk * cout + co];
             }
         }
         packed
@@ -206,17 +204,25 @@ mod avx2 {
             nb += 2;
         }
         if nb < blocks {
-            let w = block(nb);
-            let mut t = 0;
-            while t + 2 <= nt {
-                let [x, y] = two(tile(t), tile(t + 1), w, w, cin);
-                store(t, nb, &x);
-                store(t + 1, nb, &y);
-                t += 2;
-            }
-            if t < nt {
-                store(t, nb, &one(tile(t), w, cin));
-            }
+            lone_block(rows, nt, cin, block(nb), nb, &mut store);
+        }
+    }
+
+    /// The last block when the blocks are odd (its weights `w`, `[kk][NR]`): two tiles at
+    /// a time, then the odd tile.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn lone_block(rows: &[&[f32]], nt: usize, cin: usize, w: &[f32], nb: usize, store: &mut impl FnMut(usize, usize, &Tile)) {
+        let per_tile = rows.len() / nt.max(1);
+        let tile = |t: usize| &rows[t * per_tile..(t + 1) * per_tile];
+        let mut t = 0;
+        while t + 2 <= nt {
+            let [x, y] = two(tile(t), tile(t + 1), w, w, cin);
+            store(t, nb, &x);
+            store(t + 1, nb, &y);
+            t += 2;
+        }
+        if t < nt {
+            store(t, nb, &one(tile(t), w, cin));
         }
     }
 
@@ -341,17 +347,7 @@ mod avx512 {
         }
         if blocks % 2 == 1 {
             let nb = blocks - 1;
-            let w = &packed[nb * NR * k..(nb + 1) * NR * k];
-            let mut t = 0;
-            while t + 2 <= nt {
-                let [x, y] = avx2::two(tile(t), tile(t + 1), w, w, cin);
-                store(t, nb, &x);
-                store(t + 1, nb, &y);
-                t += 2;
-            }
-            if t < nt {
-                store(t, nb, &avx2::one(tile(t), w, cin));
-            }
+            avx2::lone_block(rows, nt, cin, &packed[nb * NR * k..(nb + 1) * NR * k], nb, &mut store);
         }
     }
 
