@@ -29,8 +29,8 @@ wasm_build() {
 }
 
 # Each wasm build comes twice: as is, and with relaxed SIMD (`-relaxed`), whose
-# `f32x4.relaxed_madd` V8 compiles to one FMA instruction (README "Speed": the CPU engine's
-# GEMM kernel 1.15-1.35x faster). A browser without relaxed SIMD refuses that module as a
+# `f32x4.relaxed_madd` V8 compiles to one FMA instruction (README "Relaxed SIMD": the CPU
+# engine 1.20-1.31x faster by medians). A browser without relaxed SIMD refuses that module as a
 # whole, so the page loads the `-relaxed` build only where a probe validates
 # (www/glow/builds.js). clippy-driver compiles the relaxed builds, so the relaxed-only kernel
 # is linted as it builds.

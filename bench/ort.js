@@ -5,9 +5,10 @@
 // Query: model, runs, batches, ort (webgpu|wasm|none), threads (ORT wasm threads),
 // min_runs, glow (webgpu|cpu|none), glow_threads (our CPU engine's threads: above 1 it runs
 // the threaded build pkg-mt/ in a worker, bench-worker.js, as the page's engine worker does;
-// its times include the messages), ort_spin (0: ORT's threads do not spin between calls),
-// glow_time (0: our engine gives the inputs and reference
-// outputs only), budget_s (stop a warm series early once it has taken this long).
+// its times include the messages), ort_spin (0: asks ORT's threads not to spin between
+// calls; measured: no effect), glow_time (0: our engine gives the inputs and reference
+// outputs only), ort_time (0: ORT's sessions are made but not timed), gap_ms (idle pause
+// before every timed call), budget_s (stop a warm series early once it has taken this long).
 // Prints JSON into #out and sets document.body.dataset.done.
 import * as ort from './ort/ort.min.mjs';
 import { fetchBytes, stats, benchWorker } from './bench-util.js';
@@ -25,8 +26,9 @@ const ortEp = q.get('ort') || 'wasm';
 const threads = Number(q.get('threads') || 1);
 const glowBackend = q.get('glow') || 'none';
 const glowThreads = Number(q.get('glow_threads') || 1);
-// ort_spin=0: ORT's intra-op threads do not spin after a call (session.intra_op.allow_spinning),
-// so that they leave the cores to our engine's calls in between.
+// ort_spin=0: session.intra_op.allow_spinning 0, meant to stop ORT's intra-op threads spinning
+// after a call. Measured: it did not change how ORT's threads slow the next call (ORT-web's
+// sessions presumably share one global pool); gap_ms is what keeps the engines apart.
 const ortSpin = q.get('ort_spin') !== '0';
 const budgetMs = Number(q.get('budget_s') || 30) * 1000;
 const minRuns = Number(q.get('min_runs') || 3);

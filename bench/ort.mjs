@@ -15,7 +15,8 @@
 //   webgpu: ours on WebGPU vs ORT's WebGPU execution provider (JSEP, default bundle)
 //   wasm1:  ours on the CPU engine (wasm, 1 thread) vs ORT's wasm EP with numThreads=1
 //   wasm2:  ours on the threaded CPU engine (pkg-mt/, 2 threads, in a worker) vs ORT's wasm EP
-//           with numThreads=2 (wasm2-nospin: the same, ORT's threads not spinning between calls)
+//           with numThreads=2 (wasm2-nospin: the same, asking ORT's threads
+//           not to spin between calls; measured: no effect)
 //   webgpu-ort: ORT's WebGPU EP alone (ours untimed), for batches too slow for the webgpu page
 // Every timed call comes --gap-ms (default 100) after the previous call ended, with the page
 // idle: onnxruntime-web's thread pool keeps a core busy for a while after its calls (with
@@ -109,7 +110,7 @@ async function runBrowser() {
     webgpu: { ort: 'webgpu', threads: 1, glow: 'webgpu' },
     wasm1: { ort: 'wasm', threads: 1, glow: 'cpu' },
     wasm2: { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2 },
-    // the same with ORT's threads not spinning after its calls (they share the page's cores)
+    // the same, asking ORT's threads not to spin after its calls (measured: no effect)
     'wasm2-nospin': { ort: 'wasm', threads: 2, glow: 'cpu', glow_threads: 2, ort_spin: 0 },
     // ours alone on the threaded CPU engine (no ORT session in the page): for the 2-thread pages' question
     'glow-cpu2': { ort: 'none', threads: 1, glow: 'cpu', glow_threads: 2 },

@@ -123,23 +123,21 @@ def curve(run_dir, info, init, prior_curve=None):
     """The test bits/dim on the way: the earlier model's curve (its model.json `training.curve`,
     or `prior_curve` for a model exported before curves were kept), then this run's
     evaluations from its train.log up to the exported step, each at the minutes trained by
-    then (the nearest logged step at or before it; evaluations excluded)."""
+    then (those of the step logged last before it; evaluations excluded)."""
     before = list(((init or {}).get("training") or {}).get("curve") or prior_curve or [])
     steps0 = init["train_steps"] if init else 0
     minutes0 = init["train_seconds"] / 60 if init else 0.0
-    minutes_at = {}  # logged step -> minutes trained
+    minutes = 0.0  # trained by the last logged step
     points = []
     log = os.path.join(run_dir, "train.log")
     with open(log) if os.path.exists(log) else open(os.devnull) as f:
         for line in f:
             m = re.search(r" step (\d+) epoch .* ([\d.]+) min ", line)
             if m:
-                minutes_at[int(m.group(1))] = float(m.group(2))
+                minutes = float(m.group(2))
             m = re.search(r"eval step (\d+)\b.*bin centre\) ([\d.]+), dequantized ([\d.]+)", line)
             if m and 0 < int(m.group(1)) <= info["step"]:
                 step = int(m.group(1))
-                known = [s for s in minutes_at if s <= step]
-                minutes = minutes_at[max(known)] if known else 0.0
                 points.append({"minutes": round(minutes0 + minutes, 1), "step": steps0 + step,
                                "test_bpd": float(m.group(2)), "test_bpd_dequantized": float(m.group(3))})
     return before + points
