@@ -8,6 +8,7 @@
 
 mod conv;
 mod gemm;
+mod narrow;
 pub(crate) mod threads;
 
 use super::{Backend, Engine, Job, Latents};

@@ -3,6 +3,7 @@
 //! relu. Split by output pixels over the engine's threads.
 
 use super::gemm::{Kernel, MR, NR};
+use super::narrow::{self, Planes};
 use super::threads::Team;
 use crate::model::flow::Geometry;
 use crate::model::fold::{edge_class, Conv};
@@ -15,6 +16,14 @@ const MIN_MACS_PER_PART: usize = 1 << 15;
 /// part per thread the whole conv would wait for its slow half. (2 threads, batch 1, median
 /// of four alternating runs: 37.5 ms per decode with 1 part per thread, 31.9 with 4.)
 const PARTS_PER_THREAD: usize = 4;
+/// Convs with at most this many output channels run with pixels across the vector lanes
+/// (`narrow`) where the kernel allows: up to two of its channel groups.
+const NARROW_MAX_COUT: usize = 2 * narrow::GROUP;
+
+thread_local! {
+    /// The input planes of the narrow convs, kept for the next call on this thread.
+    static PLANES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// What a conv runs with: the threads of the current call.
 #[derive(Clone, Copy)]
@@ -32,6 +41,8 @@ pub struct PackedConv {
     packed: Vec<f32>,
     bias: Vec<f32>,
     edge: Option<Vec<f32>>,
+    /// Run by `narrow` (AVX-512 and few output channels) where the image's shape fits.
+    narrow: bool,
 }
 
 impl PackedConv {
@@ -43,7 +54,8 @@ impl PackedConv {
         let pad = |v: &[f32]| -> Vec<f32> {
             v.chunks_exact(conv.cout).flat_map(|row| row.iter().copied().chain(std::iter::repeat(0.0)).take(blocks * NR)).collect()
         };
-        PackedConv { conv: conv.clone(), kernel, packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad) }
+        let narrow = kernel.has_avx512() && conv.cout <= NARROW_MAX_COUT;
+        PackedConv { conv: conv.clone(), kernel, packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad), narrow }
     }
 
     /// `out[p, out_offset + co]` for a `[batch, h, w, in_stride]` input (channels at
@@ -52,16 +64,50 @@ impl PackedConv {
     pub fn run(&self, x: Ctx, g: Geometry, input: &[f32], out: &mut [f32]) {
         let c = &self.conv;
         let total = g.batch * g.h * g.w;
-        let tiles = total.div_ceil(MR);
+        let narrow = self.narrow && narrow::fits(g);
+        // The unit a part is made of: a tile, or a call of the narrow kernel.
+        let unit = if narrow { narrow::V * narrow::LANES } else { MR };
+        let units = total.div_ceil(unit);
         let macs = total * c.ksize * c.ksize * c.cin * c.cout;
         let n = x.team.count();
         let wanted = if n > 1 { n * PARTS_PER_THREAD } else { 1 };
-        let parts = wanted.min(macs / MIN_MACS_PER_PART).min(tiles).max(1);
-        let rows = tiles.div_ceil(parts) * MR;
-        x.team.split_rows(&mut out[..total * g.out_stride], g.out_stride, rows, |first, part| {
-            let end = (first + rows).min(total);
-            self.run_part(g, input, first..end, part)
-        });
+        let parts = wanted.min(macs / MIN_MACS_PER_PART).min(units).max(1);
+        let rows = units.div_ceil(parts) * unit;
+        let out = &mut out[..total * g.out_stride];
+        if narrow {
+            PLANES.with_borrow_mut(|buf| {
+                let planes = Planes::new(x.team, g, input, c.cin, c.ksize / 2, buf);
+                x.team.split_rows(out, g.out_stride, rows, |first, part| {
+                    let end = (first + rows).min(total);
+                    self.run_narrow(g, &planes, first..end, part)
+                });
+            });
+        } else {
+            x.team.split_rows(out, g.out_stride, rows, |first, part| {
+                let end = (first + rows).min(total);
+                self.run_part(g, input, first..end, part)
+            });
+        }
+    }
+
+    /// As `run_part`, by the `narrow` kernel from the input's `planes`; `pixels` starts and
+    /// ends at a multiple of the kernel's `V * LANES` pixels.
+    fn run_narrow(&self, g: Geometry, planes: &Planes, pixels: std::ops::Range<usize>, out: &mut [f32]) {
+        let c = &self.conv;
+        let mut sums = [[0f32; narrow::LANES]; narrow::V * narrow::GROUP];
+        for m0 in pixels.clone().step_by(narrow::V * narrow::LANES) {
+            for co0 in (0..c.cout).step_by(narrow::GROUP) {
+                let n = narrow::GROUP.min(c.cout - co0);
+                narrow::sums(self.kernel, planes, g, c.ksize, c.cin, &c.weight, c.cout, m0, co0, n, &mut sums);
+                for (i, row) in out[(m0 - pixels.start) * g.out_stride..].chunks_mut(g.out_stride).take(narrow::V * narrow::LANES).enumerate() {
+                    let (v, p) = (i / narrow::LANES, i % narrow::LANES);
+                    for j in 0..n {
+                        row[g.out_offset + co0 + j] = sums[v * narrow::GROUP + j][p];
+                    }
+                }
+            }
+        }
+        self.epilogue(g, out, pixels.start, pixels);
     }
 
     /// Output pixels `pixels` (starting at a tile boundary) into `out`, which holds those
@@ -79,7 +125,6 @@ impl PackedConv {
         let chunk = 64;
         let zeros = vec![0f32; c.cin];
         let mut rows: Vec<&[f32]> = Vec::with_capacity(chunk * ks * ks * MR);
-        let mut classes = vec![0usize; chunk * MR];
         for t0 in (0..tiles).step_by(chunk) {
             let nt = chunk.min(tiles - t0);
             // rows[(t * taps + tap) * MR + r]: what tap `tap` of pixel r of tile t reads.
@@ -90,9 +135,6 @@ impl PackedConv {
                     let m = m0 + r;
                     (m < total).then(|| (m / (h * w), (m / w) % h, m % w))
                 });
-                for (r, p) in pix.iter().enumerate() {
-                    classes[t * MR + r] = p.map_or(0, |(_, y, x)| edge_class(y, x, h, w));
-                }
                 for ky in 0..ks {
                     for kx in 0..ks {
                         rows.extend(pix.iter().map(|p| {
@@ -123,25 +165,33 @@ impl PackedConv {
                     }
                 }
             });
-            // (acc + bias) + edge, then relu, in that order (the bits the tests pin), in one
-            // pass over each row. Not f32::max for relu: in wasm that is a call to libm's
-            // fmaxf (NaN rules), which cost a quarter of the whole decode.
-            let bias = &self.bias[..c.cout];
-            let relu = |v: f32| if v > 0.0 { v } else { 0.0 };
             let first = pixels.start + t0 * MR;
-            for m in first..(first + nt * MR).min(total) {
-                let o = (m - pixels.start) * g.out_stride + g.out_offset;
-                let row = &mut out[o..o + c.cout];
-                let edge = self.edge.as_ref().map(|e| {
-                    let at = classes[m - first] * blocks * NR;
-                    &e[at..at + c.cout]
-                });
-                match (edge, c.relu) {
-                    (Some(e), true) => row.iter_mut().zip(bias).zip(e).for_each(|((v, b), e)| *v = relu((*v + b) + e)),
-                    (Some(e), false) => row.iter_mut().zip(bias).zip(e).for_each(|((v, b), e)| *v = (*v + b) + e),
-                    (None, true) => row.iter_mut().zip(bias).for_each(|(v, b)| *v = relu(*v + b)),
-                    (None, false) => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-                }
+            self.epilogue(g, out, pixels.start, first..(first + nt * MR).min(total));
+        }
+    }
+
+    /// Bias, edge table and relu on the sums in the rows of output pixels `pixels` (`out`
+    /// holds the rows from pixel `start` on).
+    fn epilogue(&self, g: Geometry, out: &mut [f32], start: usize, pixels: std::ops::Range<usize>) {
+        let c = &self.conv;
+        let blocks = c.cout.div_ceil(NR);
+        // (acc + bias) + edge, then relu, in that order (the bits the tests pin), in one
+        // pass over each row. Not f32::max for relu: in wasm that is a call to libm's
+        // fmaxf (NaN rules), which cost a quarter of the whole decode.
+        let bias = &self.bias[..c.cout];
+        let relu = |v: f32| if v > 0.0 { v } else { 0.0 };
+        for m in pixels {
+            let o = (m - start) * g.out_stride + g.out_offset;
+            let row = &mut out[o..o + c.cout];
+            let edge = self.edge.as_ref().map(|e| {
+                let at = edge_class((m / g.w) % g.h, m % g.w, g.h, g.w) * blocks * NR;
+                &e[at..at + c.cout]
+            });
+            match (edge, c.relu) {
+                (Some(e), true) => row.iter_mut().zip(bias).zip(e).for_each(|((v, b), e)| *v = relu((*v + b) + e)),
+                (Some(e), false) => row.iter_mut().zip(bias).zip(e).for_each(|((v, b), e)| *v = (*v + b) + e),
+                (None, true) => row.iter_mut().zip(bias).for_each(|(v, b)| *v = relu(*v + b)),
+                (None, false) => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
             }
         }
     }
@@ -202,5 +252,48 @@ mod tests {
         let mut out = vec![7.5f32; 35 * g.out_stride];
         Threads::new(1).call(|team| p.run(Ctx { team }, g, &input, &mut out));
         assert_eq!(out, one);
+    }
+
+    /// The narrow convs (pixels across AVX-512 lanes) give the GEMM kernels' bits: a 3x3
+    /// conv with 11 output channels (two channel groups, the second partial), edge table and
+    /// relu, and a 1x1 conv with 6, on 2 images of 4 x 16 with strided, offset input and
+    /// output, on 1 and 2 threads, against the AVX2 kernel (which never runs narrow).
+    #[test]
+    fn narrow_convs_give_the_gemm_bits() {
+        let available = Kernel::available();
+        let Some(&wide) = available.iter().find(|k| k.has_avx512()) else {
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        };
+        let gemm = available[1];
+        let val = |i: usize| ((i * 7919 % 997) as f32 / 498.0 - 1.0) * 0.7;
+        for (ksize, cout, edge) in [(3, 11, true), (1, 6, false)] {
+            let cin = 13;
+            let conv = Conv {
+                ksize,
+                cin,
+                cout,
+                weight: (0..ksize * ksize * cin * cout).map(val).collect(),
+                bias: (0..cout).map(|i| val(i + 5)).collect(),
+                edge: edge.then(|| (0..EDGE_CLASSES * cout).map(|i| val(i + 11)).collect()),
+                relu: edge,
+                out_scale: None,
+            };
+            let g = Geometry { batch: 2, h: 4, w: 16, in_stride: cin + 2, in_offset: 1, out_stride: cout + 3, out_offset: 2 };
+            assert!(narrow::fits(g));
+            let input: Vec<f32> = (0..128 * g.in_stride).map(|i| val(i + 3)).collect();
+            let run = |kernel: Kernel, threads: usize| {
+                let p = PackedConv::new(&conv, kernel);
+                assert_eq!(p.narrow, kernel.has_avx512());
+                let mut out = vec![7.5f32; 128 * g.out_stride];
+                Threads::new(threads).call(|team| p.run(Ctx { team }, g, &input, &mut out));
+                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let want = run(gemm, 1);
+            assert!(want.iter().filter(|&&b| b == 7.5f32.to_bits()).count() == 128 * 3, "only the output channels are written");
+            for threads in [1, 2] {
+                assert_eq!(run(wide, threads), want, "{ksize}x{ksize} conv, {threads} threads");
+            }
+        }
     }
 }

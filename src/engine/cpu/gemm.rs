@@ -58,6 +58,11 @@ impl Kernel {
         Kernel { avx2_fma: false, avx512: false }
     }
 
+    /// Whether this kernel may run AVX-512F code (only true where the CPU has it).
+    pub fn has_avx512(self) -> bool {
+        self.avx512
+    }
+
     /// The kernel's name in `GLOW_CPU_KERNEL`.
     fn id(self) -> &'static str {
         match (self.avx2_fma, self.avx512) {

@@ -1,0 +1,233 @@
+//! Convs with few output channels (the coupling's last conv: 6 channels at level 0, 12 at
+//! level 1; a quarter of a decode) with pixels across the vector lanes instead of channels.
+//!
+//! The GEMM kernels put 8 or 16 output channels in a register, so a conv with 6 fills 6 of
+//! 8 lanes and, on AVX-512, runs at half width (a lone 8-channel block): it ran at a third
+//! of the 1x1 convs' GFLOP/s. Here a register holds 16 neighbouring pixels of one channel
+//! instead: the input is copied once per call into rows of one channel each, zero-padded
+//! (`Planes`), so a tap's 16 pixels are one unaligned load, and each weight is broadcast.
+//! Every output is still the chain `acc = fma(x, w, acc)` over (tap, ci) in order from zero,
+//! with zeros outside the image, so the results are the GEMM kernels' bits exactly (tested).
+//!
+//! AVX-512 only (`Kernel::has_avx512`), for images whose width is a multiple of 16.
+
+use super::gemm::Kernel;
+use crate::model::flow::Geometry;
+
+/// Pixels per register.
+pub const LANES: usize = 16;
+/// Registers of pixels per call of the kernel (so a call covers `V * LANES` pixels in raster
+/// order: two rows of a 32-wide image). With `GROUP` channels that is 24 accumulators of
+/// AVX-512's 32 registers, the rest for the inputs and the broadcast weight.
+pub const V: usize = 4;
+/// Output channels per call of the kernel; more are done in several groups.
+pub const GROUP: usize = 6;
+
+/// Whether `run` can do a conv of this geometry.
+pub fn fits(g: Geometry) -> bool {
+    g.w.is_multiple_of(LANES) && (g.h * g.w).is_multiple_of(V * LANES)
+}
+
+/// The input of one conv as `[b][yy][ci][xx]`: each padded row of the image (`rad` zero
+/// rows above and below) as one row of `w + 2 rad` values per input channel (zeros at the
+/// sides), so that a tap of 16 neighbouring pixels of one channel is contiguous.
+pub struct Planes<'a> {
+    pub data: &'a [f32],
+    /// Values per channel row: `w + 2 rad`.
+    pub pw: usize,
+    /// Padded rows per image: `h + 2 rad`.
+    pub ph: usize,
+}
+
+impl<'a> Planes<'a> {
+    /// Padded rows per part when the copy is split over threads.
+    const ROWS_PER_PART: usize = 8;
+
+    /// The planes of `input` (`cin` channels at `g.in_offset`), in `buf` (grown as needed:
+    /// a buffer kept from call to call, as a fresh one cost page faults and a memset).
+    pub fn new(team: &super::threads::Team, g: Geometry, input: &[f32], cin: usize, rad: usize, buf: &'a mut Vec<f32>) -> Planes<'a> {
+        let (pw, ph) = (g.w + 2 * rad, g.h + 2 * rad);
+        let row_len = cin * pw;
+        let len = g.batch * ph * row_len;
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        team.split_rows(&mut buf[..len], row_len, Self::ROWS_PER_PART, |first, part| {
+            for (i, row) in part.chunks_exact_mut(row_len).enumerate() {
+                let (b, yy) = ((first + i) / ph, (first + i) % ph);
+                if yy < rad || yy >= g.h + rad {
+                    row.fill(0.0);
+                    continue;
+                }
+                for ci in 0..cin {
+                    row[ci * pw..ci * pw + rad].fill(0.0);
+                    row[ci * pw + rad + g.w..(ci + 1) * pw].fill(0.0);
+                }
+                let src = &input[(b * g.h + yy - rad) * g.w * g.in_stride..][..g.w * g.in_stride];
+                transpose(src, g.in_stride, g.in_offset, g.w, cin, &mut row[rad..], pw);
+            }
+        });
+        Planes { data: &buf[..len], pw, ph }
+    }
+}
+
+/// `dst[ci * dst_stride + x] = src[x * src_stride + offset + ci]` for `x < w`, `ci < cin`:
+/// one image row's pixels (channels contiguous) into one row per channel.
+fn transpose(src: &[f32], src_stride: usize, offset: usize, w: usize, cin: usize, dst: &mut [f32], dst_stride: usize) {
+    assert!(w >= 1 && cin >= 1 && src.len() >= (w - 1) * src_stride + offset + cin && dst.len() >= (cin - 1) * dst_stride + w);
+    #[cfg(target_arch = "x86_64")]
+    if w.is_multiple_of(8) && cin.is_multiple_of(8) && is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected; the `assert!` above bounds every 8 x 8 block.
+        return unsafe { avx2::transpose(src.as_ptr().add(offset), src_stride, w, cin, dst.as_mut_ptr(), dst_stride) };
+    }
+    for x in 0..w {
+        for ci in 0..cin {
+            dst[ci * dst_stride + x] = src[x * src_stride + offset + ci];
+        }
+    }
+}
+
+/// The sums of `V * LANES` output pixels (raster order from pixel `m0`, all in one image)
+/// for output channels `co0..co0 + n` (`n <= GROUP`), for a `ks x ks` conv with weights
+/// `w[(tap * cin + ci) * cout + co]`: `sums[v * GROUP + j][p]` is pixel `m0 + v * LANES + p`,
+/// channel `co0 + j`. `kernel` must have AVX-512 and `fits(g)` must hold.
+#[allow(clippy::too_many_arguments)] // the conv's shape, spelled out
+pub fn sums(kernel: Kernel, planes: &Planes, g: Geometry, ks: usize, cin: usize, w: &[f32], cout: usize, m0: usize, co0: usize, n: usize, sums: &mut [[f32; LANES]; V * GROUP]) {
+    assert!(kernel.has_avx512() && fits(g), "narrow convs need AVX-512 and a width of whole registers");
+    // The top-left tap of each register's first pixel, in `planes.data`.
+    let x: [usize; V] = std::array::from_fn(|v| {
+        let m = m0 + v * LANES;
+        let (b, y, x) = (m / (g.h * g.w), (m / g.w) % g.h, m % g.w);
+        (b * planes.ph + y) * cin * planes.pw + x
+    });
+    let last = x.iter().max().copied().unwrap_or(0) + ((ks - 1) * cin + cin - 1) * planes.pw + ks - 1 + LANES;
+    assert!(last <= planes.data.len() && w.len() >= ks * ks * cin * cout && (1..=GROUP).contains(&n) && co0 + n <= cout);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let args = Args { data: planes.data.as_ptr(), x, pw: planes.pw, ks, cin, w: w[co0..].as_ptr(), cout };
+        // SAFETY (all arms): `has_avx512` is only true where the CPU has AVX-512F, and the
+        // `assert!` above bounds every read.
+        unsafe {
+            match n {
+                1 => avx512::group::<1>(args, sums),
+                2 => avx512::group::<2>(args, sums),
+                3 => avx512::group::<3>(args, sums),
+                4 => avx512::group::<4>(args, sums),
+                5 => avx512::group::<5>(args, sums),
+                _ => avx512::group::<GROUP>(args, sums),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, sums);
+        unreachable!("only x86_64 kernels have AVX-512");
+    }
+}
+
+/// What the kernel reads, as pointers (bounds checked by `sums`).
+#[cfg(target_arch = "x86_64")]
+struct Args {
+    data: *const f32,
+    x: [usize; V],
+    pw: usize,
+    ks: usize,
+    cin: usize,
+    /// The weight of (tap 0, ci 0, the group's first channel).
+    w: *const f32,
+    cout: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// `transpose` in 8 x 8 blocks held in registers (unpack, shuffle, swap halves).
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose(src: *const f32, src_stride: usize, w: usize, cin: usize, dst: *mut f32, dst_stride: usize) {
+        for x0 in (0..w).step_by(8) {
+            for c0 in (0..cin).step_by(8) {
+                let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add((x0 + i) * src_stride + c0)));
+                let t: [__m256; 8] = std::array::from_fn(|i| {
+                    let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+                    if i % 2 == 0 {
+                        _mm256_unpacklo_ps(a, b)
+                    } else {
+                        _mm256_unpackhi_ps(a, b)
+                    }
+                });
+                // t[0] = a0 b0 a1 b1 | a4 b4 a5 b5 (rows a = 0, b = 1), t[1] the 2, 3, 6, 7
+                // columns; t[2], t[3] the same for rows 2 and 3; and so on.
+                let u: [__m256; 8] = std::array::from_fn(|i| {
+                    let (a, b) = (t[i / 4 * 4 + i % 4 / 2], t[i / 4 * 4 + i % 4 / 2 + 2]);
+                    if i % 2 == 0 {
+                        _mm256_shuffle_ps::<0x44>(a, b)
+                    } else {
+                        _mm256_shuffle_ps::<0xEE>(a, b)
+                    }
+                });
+                // u[0..4]: columns 0, 1, 2, 3 (and 4..7 in the high half) of rows 0..3;
+                // u[4..8] the same of rows 4..7.
+                for j in 0..4 {
+                    let lo = _mm256_permute2f128_ps::<0x20>(u[j], u[j + 4]);
+                    let hi = _mm256_permute2f128_ps::<0x31>(u[j], u[j + 4]);
+                    _mm256_storeu_ps(dst.add((c0 + j) * dst_stride + x0), lo);
+                    _mm256_storeu_ps(dst.add((c0 + j + 4) * dst_stride + x0), hi);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Args, GROUP, LANES, V};
+    use std::arch::x86_64::*;
+
+    /// `N` channels x `V` registers of pixels: `N * V` accumulators in one flat array (so that
+    /// they stay in registers), the chain over (tap, ci) in order.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn group<const N: usize>(a: Args, sums: &mut [[f32; LANES]; V * GROUP]) {
+        let mut c = [_mm512_setzero_ps(); V * GROUP];
+        let row = a.cin * a.pw;
+        for ky in 0..a.ks {
+            for kx in 0..a.ks {
+                let tap = ky * a.ks + kx;
+                let at = ky * row + kx;
+                for ci in 0..a.cin {
+                    let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(a.data.add(a.x[v] + at + ci * a.pw)));
+                    let w = a.w.add((tap * a.cin + ci) * a.cout);
+                    for j in 0..N {
+                        let wj = _mm512_set1_ps(*w.add(j));
+                        for v in 0..V {
+                            c[v * GROUP + j] = _mm512_fmadd_ps(xs[v], wj, c[v * GROUP + j]);
+                        }
+                    }
+                }
+            }
+        }
+        for (s, v) in sums.iter_mut().zip(c) {
+            _mm512_storeu_ps(s.as_mut_ptr(), v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 8 x 8 block transpose against the plain loop, with strides and an offset.
+    #[test]
+    fn transpose_moves_every_value() {
+        let (w, cin, stride, offset, dst_stride) = (16, 24, 29, 3, 19);
+        let src: Vec<f32> = (0..w * stride).map(|i| i as f32).collect();
+        let mut dst = vec![-1f32; cin * dst_stride];
+        transpose(&src, stride, offset, w, cin, &mut dst, dst_stride);
+        for ci in 0..cin {
+            for x in 0..dst_stride {
+                let want = if x < w { src[x * stride + offset + ci] } else { -1.0 };
+                assert_eq!(dst[ci * dst_stride + x], want, "channel {ci}, pixel {x}");
+            }
+        }
+    }
+}
