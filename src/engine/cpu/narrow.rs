@@ -59,9 +59,12 @@ impl<'a> Planes<'a> {
                     row.fill(0.0);
                     continue;
                 }
+                // The side columns (a loop, not `fill`: slices this short became memset calls).
                 for ci in 0..cin {
-                    row[ci * pw..ci * pw + rad].fill(0.0);
-                    row[ci * pw + rad + g.w..(ci + 1) * pw].fill(0.0);
+                    for i in 0..rad {
+                        row[ci * pw + i] = 0.0;
+                        row[ci * pw + rad + g.w + i] = 0.0;
+                    }
                 }
                 let src = &input[(b * g.h + yy - rad) * g.w * g.in_stride..][..g.w * g.in_stride];
                 transpose(src, g.in_stride, g.in_offset, g.w, cin, &mut row[rad..], pw);
