@@ -1,10 +1,17 @@
 //! The one mechanism by which a team's threads share a job, natively and in wasm with shared
-//! memory alike: a job is published as one 64-bit ticket, its epoch (high 32 bits), its
-//! number of parts (16 bits) and the next part to take (low 16). A thread takes part `i` by
-//! moving the ticket from `(e, p, i)` to `(e, p, i + 1)`, `i < p`; the epoch only grows, so a
-//! thread that read an old job can never take a part of a newer one. The parts are not
-//! assigned in advance: whoever is free takes the next one, so a thread that is late (not
-//! started yet, or descheduled) costs time but never correctness.
+//! memory alike: a job is published as one 64-bit ticket, its epoch (high 32 bits), one past
+//! the last part not taken yet (`end`, 16 bits) and the first part not taken yet (`start`, low
+//! 16). The caller's thread takes parts from the front, moving the ticket from `(e, end, i)` to
+//! `(e, end, i + 1)`; helpers take them from the back, `(e, i + 1, s)` to `(e, i, s)`; either
+//! only while `start < end`. The epoch only grows, so a thread that read an old job can never
+//! take a part of a newer one. The parts are not assigned in advance: whoever is free takes the
+//! next one, so a thread that is late (not started yet, or descheduled) costs time but never
+//! correctness.
+//!
+//! Why from both ends: with two threads, the caller then does the first parts of every conv and
+//! the helper the last ones, so each keeps finding the rows it wrote (a conv's parts are its
+//! output rows, and the next conv reads the same rows) in its own core's cache. Taken in one
+//! order by whoever came first, about half the rows moved between the cores at every conv.
 //!
 //! How an idle thread waits differs (spin and yield natively; spin, then sleep on a futex in
 //! wasm, where there is no yield): the callers pass that in.
@@ -62,7 +69,7 @@ impl Shared {
         // for sleepers after this store; one of the two must see the other.
         self.ticket.store(epoch << 32 | (parts as u64) << 16, Ordering::SeqCst);
         published();
-        self.work(epoch);
+        self.take(epoch, true);
         let mut waits = 0u32;
         while self.left.load(Ordering::Acquire) != 0 {
             wait(waits);
@@ -70,13 +77,21 @@ impl Shared {
         }
     }
 
-    /// Takes and runs parts of epoch `epoch` until there are none left.
+    /// A helper: takes and runs parts of epoch `epoch`, from the back, until there are none
+    /// left.
     pub(super) fn work(&self, epoch: u64) {
+        self.take(epoch, false)
+    }
+
+    /// Takes and runs parts of epoch `epoch` from the front (the caller) or the back (helpers)
+    /// until there are none left.
+    fn take(&self, epoch: u64, front: bool) {
         let mut t = self.ticket.load(Ordering::Acquire);
         while t >> 32 == epoch && (t & 0xffff) < (t >> 16 & 0xffff) {
-            match self.ticket.compare_exchange_weak(t, t + 1, Ordering::AcqRel, Ordering::Acquire) {
+            let (next, part) = if front { (t + 1, t & 0xffff) } else { (t - (1 << 16), (t >> 16 & 0xffff) - 1) };
+            match self.ticket.compare_exchange_weak(t, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    // SAFETY: we hold part `t & 0xffff` of this epoch, so the caller
+                    // SAFETY: we hold part `part` of this epoch, so the caller
                     // is still in `run` and the job it points at is alive.
                     let job = unsafe { *self.job.load(Ordering::Relaxed) };
                     // Counted as done even if the job panics (natively), so `run` does not
@@ -88,7 +103,7 @@ impl Shared {
                         }
                     }
                     let _done = Done(&self.left);
-                    job((t & 0xffff) as usize);
+                    job(part as usize);
                     t = self.ticket.load(Ordering::Acquire);
                 }
                 Err(now) => t = now,
