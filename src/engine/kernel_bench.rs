@@ -66,39 +66,54 @@ pub async fn time_conv(ctx: &GpuContext, m: usize, h: usize, w: usize, cin: usiz
     Ok(serde_json::json!({"kernel": label, "m": m, "k": k, "n": cout, "ms": ms, "ms_im2col": ms_im2col, "gflop_per_s": flop / (ms * 1e-3) / 1e9}))
 }
 
+/// How many times the matmul and the conv classes are each timed, in turn: each keeps its
+/// best. A fraction of the limit compares two figures taken at different moments, and on a
+/// shared machine the matmul alone, timed once, came out anywhere from 7.6 to 13.4 GFLOP/s
+/// within minutes on lavapipe (2026-11-29); taking each one's best over rounds spread across
+/// the whole run lets both see the machine's fast spells.
+const ROUNDS: usize = 3;
+
 /// The 1024^3 matmul (through the 1x1 conv kernel, with f32 weights and, when `format` is
 /// F16, with f16 weights too: the faster of the two is the limit) and the level-0 conv
 /// classes of `model` at `batch` images with weights in `format`, each with its fraction of
-/// the limit's GFLOP/s.
+/// the limit's GFLOP/s; each the best of `ROUNDS` rounds.
 pub async fn conv_classes(ctx: &GpuContext, model: &Model, batch: usize, format: WeightFormat) -> Result<serde_json::Value> {
     let s = model.folded.levels[0].shape;
     let c = &model.config;
     let w = c.width as usize;
     let m = batch * s.pixels();
     let e = c.edge_bias;
-    let matmul = time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0, WeightFormat::F32).await?;
-    let matmul_f16 = match format {
-        WeightFormat::F16 => time_conv(ctx, 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0, format).await?,
-        WeightFormat::F32 => serde_json::Value::Null,
-    };
+    // (name, m, h, w, cin, in_stride, cout, ksize, relu, edge, im2col width, format)
+    type Shape = (&'static str, usize, usize, usize, usize, usize, usize, u32, bool, bool, usize, WeightFormat);
+    let mut shapes: Vec<Shape> = vec![("matmul_1024", 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0, WeightFormat::F32)];
+    if format == WeightFormat::F16 {
+        shapes.push(("matmul_1024_f16_weights", 1024, 32, 32, 1024, 1024, 1024, 1, false, false, 0, format));
+    }
+    // The step affine maps stay f32 in every format (GpuWeights), so they are timed so.
+    shapes.extend([
+        ("level0 f1 conv3x3 (C/2 -> width)", m, s.h, s.w, s.c / 2, s.c, w, 3, true, e, w, format),
+        ("level0 f2 conv1x1 (width -> width)", m, s.h, s.w, w, w, w, 1, true, false, w, format),
+        ("level0 f3 conv3x3 (width -> C/2 or C)", m, s.h, s.w, w, w, c.coupling_out(0), 3, false, e, w, format),
+        ("level0 step affine (C -> C)", m, s.h, s.w, s.c, s.c, s.c, 1, false, false, w, WeightFormat::F32),
+    ]);
+    let mut best: Vec<serde_json::Value> = vec![serde_json::Value::Null; shapes.len()];
+    for _ in 0..ROUNDS {
+        for (i, &(_, m, h, wd, cin, in_stride, cout, ksize, relu, edge, width, format)) in shapes.iter().enumerate() {
+            let v = time_conv(ctx, m, h, wd, cin, in_stride, cout, ksize, relu, edge, width, format).await?;
+            if best[i].is_null() || v["ms"].as_f64() < best[i]["ms"].as_f64() {
+                best[i] = v;
+            }
+        }
+    }
+    let gflops = |v: &serde_json::Value| v["gflop_per_s"].as_f64().unwrap_or(0.0);
+    let mut best = shapes.iter().map(|s| s.0).zip(best);
+    let matmul = best.next().map(|(_, v)| v).unwrap_or_default();
+    let matmul_f16 = if format == WeightFormat::F16 { best.next().map(|(_, v)| v).unwrap_or_default() } else { serde_json::Value::Null };
     // The best our kernels reach on this adapter: with f16 weights (half the bytes to read)
     // the matmul can be faster, and a conv with f16 weights is held to that.
-    let gflops = |v: &serde_json::Value| v["gflop_per_s"].as_f64().unwrap_or(0.0);
     let limit = gflops(&matmul).max(gflops(&matmul_f16)).max(1e-9);
-    let mut classes = Vec::new();
-    let shapes = [
-        ("level0 f1 conv3x3 (C/2 -> width)", s.c / 2, s.c, w, 3, true, e),
-        ("level0 f2 conv1x1 (width -> width)", w, w, w, 1, true, false),
-        ("level0 f3 conv3x3 (width -> C/2 or C)", w, w, c.coupling_out(0), 3, false, e),
-        ("level0 step affine (C -> C)", s.c, s.c, s.c, 1, false, false),
-    ];
-    for (name, cin, in_stride, cout, ksize, relu, edge) in shapes {
-        // The step affine maps stay f32 in every format (GpuWeights), so they are timed so.
-        let format = if name.contains("affine") { WeightFormat::F32 } else { format };
-        let v = time_conv(ctx, m, s.h, s.w, cin, in_stride, cout, ksize, relu, edge, w, format).await?;
-        let g = v["gflop_per_s"].as_f64().unwrap_or(0.0);
-        classes.push(serde_json::json!({"class": name, "result": v, "fraction_of_matmul": g / limit}));
-    }
-    let timing = if ctx.timestamps { "GPU time (timestamp queries around a pass of repeated dispatches), best of 5 passes" } else { "wall time with readback, best of 5 passes" };
+    let classes: Vec<serde_json::Value> = best.map(|(name, v)| serde_json::json!({"class": name, "fraction_of_matmul": gflops(&v) / limit, "result": v})).collect();
+    let passes = if ctx.timestamps { "GPU time (timestamp queries around a pass of repeated dispatches)" } else { "wall time with readback" };
+    let timing = format!("{passes}, best of 5 passes in each of {ROUNDS} rounds");
     Ok(serde_json::json!({"adapter": ctx.adapter_description(), "timing": timing, "weights": format.name(), "matmul_1024": matmul, "matmul_1024_f16_weights": matmul_f16, "limit_gflop_per_s": limit, "conv_classes": classes}))
 }

@@ -187,10 +187,10 @@ impl ConvKernel {
     pub fn groups(&self, p: &Conv2dParams) -> (u32, u32, u32) {
         match self.variant {
             ConvVariant::Scalar => (p.cout.div_ceil(32), p.m.div_ceil(32), 1),
-            // One thread per 4 pixels x 8 output channels (vec4) or 8 pixels x 4 (skinny),
+            // One thread per 4 pixels x 8 output channels (vec4) or 8 pixels x 3 (skinny),
             // tiled by conv_tile.
             ConvVariant::Vec4 => conv_tile_groups((p.cout / 4).div_ceil(2), p.m.div_ceil(4)),
-            ConvVariant::Skinny => conv_tile_groups(p.cout.div_ceil(4), p.m.div_ceil(8)),
+            ConvVariant::Skinny => conv_tile_groups(p.cout.div_ceil(3), p.m.div_ceil(8)),
         }
     }
 

@@ -12,6 +12,7 @@
 
 const TM: u32 = 4u;
 const TN: u32 = 4u;
+alias Acc = vec4<f32>;
 const RADIUS: i32 = i32(KSIZE / 2u);
 
 @compute @workgroup_size(8, 8)
@@ -25,7 +26,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var r = 0u; r < TM; r++) {
         pix[r] = conv_pixel(m0 + r);
     }
-    var acc: array<vec4<f32>, TM>;
+    var acc: array<Acc, TM>;
     for (var ky = 0; ky < i32(KSIZE); ky++) {
         for (var kx = 0; kx < i32(KSIZE); kx++) {
             // Where each of the 4 rows reads this tap, and whether it is inside.

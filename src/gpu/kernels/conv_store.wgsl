@@ -1,6 +1,6 @@
 // The epilogue of the conv kernels that store scalars (conv2d, conv2d_skinny): bias, edge
-// table, relu, and the fused additive coupling. Both kernels compute TM pixels x 4 output
-// channels per thread (acc[r][c]) and define TM.
+// table, relu, and the fused additive coupling. Both kernels compute TM pixels x TN output
+// channels per thread (acc[r][c]) and define TM, TN and Acc (a vector of TN floats).
 
 fn store_scalar(m: u32, co: u32, border: u32, acc: f32) {
     var v = acc;
@@ -21,7 +21,7 @@ fn store_scalar(m: u32, co: u32, border: u32, acc: f32) {
     output[o] = v;
 }
 
-fn store_tile(m0: u32, co0: u32, pix: array<vec3<i32>, TM>, acc: array<vec4<f32>, TM>) {
+fn store_tile(m0: u32, co0: u32, pix: array<vec3<i32>, TM>, acc: array<Acc, TM>) {
     for (var r = 0u; r < TM; r++) {
         let m = m0 + r;
         if (m >= params.m) {
@@ -31,7 +31,7 @@ fn store_tile(m0: u32, co0: u32, pix: array<vec3<i32>, TM>, acc: array<vec4<f32>
         if (EDGE) {
             border = border_class(u32(pix[r].y), u32(pix[r].z), params.h, params.w);
         }
-        for (var c = 0u; c < 4u; c++) {
+        for (var c = 0u; c < TN; c++) {
             if (co0 + c >= params.cout) {
                 break;
             }
