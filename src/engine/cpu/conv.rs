@@ -18,7 +18,10 @@ const MIN_MACS_PER_PART: usize = 1 << 15;
 const PARTS_PER_THREAD: usize = 4;
 /// Convs with at most this many output channels run with pixels across the vector lanes
 /// (`narrow`) where the kernel allows: up to two of its channel groups.
-const NARROW_MAX_COUT: usize = 2 * narrow::GROUP;
+const NARROW_MAX_COUT: usize = 2 * narrow::FEW_OUTPUTS.group;
+/// 3x3 convs with fewer input channels than this (and output channels in 8s) too: their taps
+/// are too short for the GEMM kernels' per-tap setup.
+const NARROW_BELOW_CIN: usize = 16;
 
 thread_local! {
     /// The input planes of the narrow convs, kept for the next call on this thread.
@@ -41,8 +44,9 @@ pub struct PackedConv {
     packed: Vec<f32>,
     bias: Vec<f32>,
     edge: Option<Vec<f32>>,
-    /// Run by `narrow` (AVX-512 and few output channels) where the image's shape fits.
-    narrow: bool,
+    /// Run by `narrow` in calls of this shape (AVX-512, and few output channels or few
+    /// input channels) where the image's shape fits.
+    narrow: Option<narrow::Shape>,
 }
 
 impl PackedConv {
@@ -54,7 +58,11 @@ impl PackedConv {
         let pad = |v: &[f32]| -> Vec<f32> {
             v.chunks_exact(conv.cout).flat_map(|row| row.iter().copied().chain(std::iter::repeat(0.0)).take(blocks * NR)).collect()
         };
-        let narrow = kernel.has_avx512() && conv.cout <= NARROW_MAX_COUT;
+        let narrow = match kernel.has_avx512() {
+            true if conv.cout <= NARROW_MAX_COUT => Some(narrow::FEW_OUTPUTS),
+            true if conv.ksize > 1 && conv.cin < NARROW_BELOW_CIN && conv.cout.is_multiple_of(narrow::FEW_INPUTS.group) => Some(narrow::FEW_INPUTS),
+            _ => None,
+        };
         PackedConv { conv: conv.clone(), kernel, packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad), narrow }
     }
 
@@ -64,9 +72,9 @@ impl PackedConv {
     pub fn run(&self, x: Ctx, g: Geometry, input: &[f32], out: &mut [f32]) {
         let c = &self.conv;
         let total = g.batch * g.h * g.w;
-        let narrow = self.narrow && narrow::fits(g);
+        let narrow = self.narrow.filter(|shape| shape.fits(g));
         // The unit a part is made of: a tile, or a call of the narrow kernel.
-        let unit = if narrow { narrow::V * narrow::LANES } else { MR };
+        let unit = narrow.map_or(MR, |shape| shape.pixels());
         let units = total.div_ceil(unit);
         let macs = total * c.ksize * c.ksize * c.cin * c.cout;
         let n = x.team.count();
@@ -74,12 +82,12 @@ impl PackedConv {
         let parts = wanted.min(macs / MIN_MACS_PER_PART).min(units).max(1);
         let rows = units.div_ceil(parts) * unit;
         let out = &mut out[..total * g.out_stride];
-        if narrow {
+        if let Some(shape) = narrow {
             PLANES.with_borrow_mut(|buf| {
                 let planes = Planes::new(x.team, g, input, c.cin, c.ksize / 2, buf);
                 x.team.split_rows(out, g.out_stride, rows, |first, part| {
                     let end = (first + rows).min(total);
-                    self.run_narrow(g, &planes, first..end, part)
+                    self.run_narrow(shape, g, &planes, first..end, part)
                 });
             });
         } else {
@@ -90,21 +98,17 @@ impl PackedConv {
         }
     }
 
-    /// As `run_part`, by the `narrow` kernel from the input's `planes`; `pixels` starts and
-    /// ends at a multiple of the kernel's `V * LANES` pixels.
-    fn run_narrow(&self, g: Geometry, planes: &Planes, pixels: std::ops::Range<usize>, out: &mut [f32]) {
+    /// As `run_part`, by the `narrow` kernel in calls of `shape` from the input's `planes`;
+    /// `pixels` starts and ends at a multiple of the shape's pixels.
+    fn run_narrow(&self, shape: narrow::Shape, g: Geometry, planes: &Planes, pixels: std::ops::Range<usize>, out: &mut [f32]) {
         let c = &self.conv;
-        let mut sums = [[0f32; narrow::LANES]; narrow::V * narrow::GROUP];
-        for m0 in pixels.clone().step_by(narrow::V * narrow::LANES) {
-            for co0 in (0..c.cout).step_by(narrow::GROUP) {
-                let n = narrow::GROUP.min(c.cout - co0);
-                narrow::sums(self.kernel, planes, g, c.ksize, c.cin, &c.weight, c.cout, m0, co0, n, &mut sums);
-                for (i, row) in out[(m0 - pixels.start) * g.out_stride..].chunks_mut(g.out_stride).take(narrow::V * narrow::LANES).enumerate() {
-                    let (v, p) = (i / narrow::LANES, i % narrow::LANES);
-                    for j in 0..n {
-                        row[g.out_offset + co0 + j] = sums[v * narrow::GROUP + j][p];
-                    }
-                }
+        let mut sums: narrow::Sums = [0.0; narrow::MAX_ACC * narrow::LANES];
+        for m0 in pixels.clone().step_by(shape.pixels()) {
+            let rows = &mut out[(m0 - pixels.start) * g.out_stride..];
+            for co0 in (0..c.cout).step_by(shape.group) {
+                let n = shape.group.min(c.cout - co0);
+                narrow::sums(self.kernel, shape, planes, g, c.ksize, c.cin, &c.weight, c.cout, m0, co0, n, &mut sums);
+                narrow::store(shape, &sums, n, rows, g.out_stride, g.out_offset + co0);
             }
         }
         self.epilogue(g, out, pixels.start, pixels);
@@ -256,8 +260,10 @@ mod tests {
 
     /// The narrow convs (pixels across AVX-512 lanes) give the GEMM kernels' bits: a 3x3
     /// conv with 11 output channels (two channel groups, the second partial), edge table and
-    /// relu, and a 1x1 conv with 6, on 2 images of 4 x 16 with strided, offset input and
-    /// output, on 1 and 2 threads, against the AVX2 kernel (which never runs narrow).
+    /// relu, a 1x1 conv with 6, and a 3x3 conv from 6 input channels to 24 (the few-inputs
+    /// shape: three groups of 8 through the transpose), on 2 images of 4 x 16 with strided,
+    /// offset input and output, on 1 and 2 threads, against the AVX2 kernel (which never runs
+    /// narrow).
     #[test]
     fn narrow_convs_give_the_gemm_bits() {
         let available = Kernel::available();
@@ -267,8 +273,7 @@ mod tests {
         };
         let gemm = available[1];
         let val = |i: usize| ((i * 7919 % 997) as f32 / 498.0 - 1.0) * 0.7;
-        for (ksize, cout, edge) in [(3, 11, true), (1, 6, false)] {
-            let cin = 13;
+        for (ksize, cin, cout, edge) in [(3, 13, 11, true), (1, 13, 6, false), (3, 6, 24, true)] {
             let conv = Conv {
                 ksize,
                 cin,
@@ -280,11 +285,11 @@ mod tests {
                 out_scale: None,
             };
             let g = Geometry { batch: 2, h: 4, w: 16, in_stride: cin + 2, in_offset: 1, out_stride: cout + 3, out_offset: 2 };
-            assert!(narrow::fits(g));
+            assert!(narrow::FEW_OUTPUTS.fits(g) && narrow::FEW_INPUTS.fits(g));
             let input: Vec<f32> = (0..128 * g.in_stride).map(|i| val(i + 3)).collect();
             let run = |kernel: Kernel, threads: usize| {
                 let p = PackedConv::new(&conv, kernel);
-                assert_eq!(p.narrow, kernel.has_avx512());
+                assert_eq!(p.narrow.is_some(), kernel.has_avx512());
                 let mut out = vec![7.5f32; 128 * g.out_stride];
                 Threads::new(threads).call(|team| p.run(Ctx { team }, g, &input, &mut out));
                 out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()

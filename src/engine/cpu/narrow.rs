@@ -9,6 +9,11 @@
 //! Every output is still the chain `acc = fma(x, w, acc)` over (tap, ci) in order from zero,
 //! with zeros outside the image, so the results are the GEMM kernels' bits exactly (tested).
 //!
+//! The same kernel runs the coupling's first conv (3x3 from 6 input channels to 128 at level 0,
+//! from 12 at level 1), which the GEMM kernels run at two thirds of the 1x1 convs' speed: its
+//! 54 multiply-adds per output come in 9 taps of 6, each with its own row pointers. Here it is
+//! 8 output channels at a time, and the sums go to the output rows by the same 8x8 transpose.
+//!
 //! AVX-512 only (`Kernel::has_avx512`), for images whose width is a multiple of 16.
 
 use super::gemm::Kernel;
@@ -16,17 +21,38 @@ use crate::model::flow::Geometry;
 
 /// Pixels per register.
 pub const LANES: usize = 16;
-/// Registers of pixels per call of the kernel (so a call covers `V * LANES` pixels in raster
-/// order: two rows of a 32-wide image). With `GROUP` channels that is 24 accumulators of
-/// AVX-512's 32 registers, the rest for the inputs and the broadcast weight.
-pub const V: usize = 4;
-/// Output channels per call of the kernel; more are done in several groups.
-pub const GROUP: usize = 6;
+/// The kernel's accumulators at most: 24 of AVX-512's 32 registers, the rest for the inputs
+/// and the broadcast weight.
+pub const MAX_ACC: usize = 24;
 
-/// Whether `run` can do a conv of this geometry.
-pub fn fits(g: Geometry) -> bool {
-    g.w.is_multiple_of(LANES) && (g.h * g.w).is_multiple_of(V * LANES)
+/// How a conv is cut into calls of the kernel: `v` registers of pixels (`v * LANES` pixels in
+/// raster order) x `group` output channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub v: usize,
+    pub group: usize,
 }
+
+/// Few output channels (at most `2 * group`): two rows of a 32-wide image x 6 channels.
+pub const FEW_OUTPUTS: Shape = Shape { v: 4, group: 6 };
+/// Few input channels, output channels in 8s: one row of a 32-wide image x 8 channels (whole
+/// 8x8 blocks for the transpose to the output rows).
+pub const FEW_INPUTS: Shape = Shape { v: 2, group: 8 };
+
+impl Shape {
+    /// Pixels per call.
+    pub fn pixels(self) -> usize {
+        self.v * LANES
+    }
+
+    /// Whether `run` can do a conv of this geometry with this shape.
+    pub fn fits(self, g: Geometry) -> bool {
+        g.w.is_multiple_of(LANES) && (g.h * g.w).is_multiple_of(self.pixels())
+    }
+}
+
+/// The sums of one call: `[channel][pixel]`, `shape.v * LANES` pixels per channel.
+pub type Sums = [f32; MAX_ACC * LANES];
 
 /// The input of one conv as `[b][yy][ci][xx]`: each padded row of the image (`rad` zero
 /// rows above and below) as one row of `w + 2 rad` values per input channel (zeros at the
@@ -90,34 +116,36 @@ fn transpose(src: &[f32], src_stride: usize, offset: usize, w: usize, cin: usize
     }
 }
 
-/// The sums of `V * LANES` output pixels (raster order from pixel `m0`, all in one image)
-/// for output channels `co0..co0 + n` (`n <= GROUP`), for a `ks x ks` conv with weights
-/// `w[(tap * cin + ci) * cout + co]`: `sums[v * GROUP + j][p]` is pixel `m0 + v * LANES + p`,
-/// channel `co0 + j`. `kernel` must have AVX-512 and `fits(g)` must hold.
+/// The sums of `shape.pixels()` output pixels (raster order from pixel `m0`, all in one image)
+/// for output channels `co0..co0 + n` (`n <= shape.group`), for a `ks x ks` conv with weights
+/// `w[(tap * cin + ci) * cout + co]`: `sums[j * shape.pixels() + p]` is pixel `m0 + p`,
+/// channel `co0 + j`. `kernel` must have AVX-512 and `shape.fits(g)` must hold.
 #[allow(clippy::too_many_arguments)] // the conv's shape, spelled out
-pub fn sums(kernel: Kernel, planes: &Planes, g: Geometry, ks: usize, cin: usize, w: &[f32], cout: usize, m0: usize, co0: usize, n: usize, sums: &mut [[f32; LANES]; V * GROUP]) {
-    assert!(kernel.has_avx512() && fits(g), "narrow convs need AVX-512 and a width of whole registers");
+pub fn sums(kernel: Kernel, shape: Shape, planes: &Planes, g: Geometry, ks: usize, cin: usize, w: &[f32], cout: usize, m0: usize, co0: usize, n: usize, sums: &mut Sums) {
+    assert!(kernel.has_avx512() && shape.fits(g), "narrow convs need AVX-512 and a width of whole registers");
     // The top-left tap of each register's first pixel, in `planes.data`.
-    let x: [usize; V] = std::array::from_fn(|v| {
-        let m = m0 + v * LANES;
+    let x: [usize; 4] = std::array::from_fn(|v| {
+        let m = m0 + v.min(shape.v - 1) * LANES;
         let (b, y, x) = (m / (g.h * g.w), (m / g.w) % g.h, m % g.w);
         (b * planes.ph + y) * cin * planes.pw + x
     });
     let last = x.iter().max().copied().unwrap_or(0) + ((ks - 1) * cin + cin - 1) * planes.pw + ks - 1 + LANES;
-    assert!(last <= planes.data.len() && w.len() >= ks * ks * cin * cout && (1..=GROUP).contains(&n) && co0 + n <= cout);
+    assert!(last <= planes.data.len() && w.len() >= ks * ks * cin * cout && (1..=shape.group).contains(&n) && co0 + n <= cout);
     #[cfg(target_arch = "x86_64")]
     {
         let args = Args { data: planes.data.as_ptr(), x, pw: planes.pw, ks, cin, w: w[co0..].as_ptr(), cout };
         // SAFETY (all arms): `has_avx512` is only true where the CPU has AVX-512F, and the
-        // `assert!` above bounds every read.
+        // `assert!` above bounds every read; every arm has at most MAX_ACC accumulators.
         unsafe {
-            match n {
-                1 => avx512::group::<1>(args, sums),
-                2 => avx512::group::<2>(args, sums),
-                3 => avx512::group::<3>(args, sums),
-                4 => avx512::group::<4>(args, sums),
-                5 => avx512::group::<5>(args, sums),
-                _ => avx512::group::<GROUP>(args, sums),
+            match (shape.v, n) {
+                (4, 1) => avx512::group::<1, 4>(args, sums),
+                (4, 2) => avx512::group::<2, 4>(args, sums),
+                (4, 3) => avx512::group::<3, 4>(args, sums),
+                (4, 4) => avx512::group::<4, 4>(args, sums),
+                (4, 5) => avx512::group::<5, 4>(args, sums),
+                (4, 6) => avx512::group::<6, 4>(args, sums),
+                (2, 8) => avx512::group::<8, 2>(args, sums),
+                _ => unreachable!("no kernel for {n} channels x {} registers", shape.v),
             }
         }
     }
@@ -128,11 +156,18 @@ pub fn sums(kernel: Kernel, planes: &Planes, g: Geometry, ks: usize, cin: usize,
     }
 }
 
+/// Writes the `n` channels of `sums` (as `sums` fills them for `shape`) to the rows of
+/// `out`, one per pixel, `out_stride` apart, at `at` in each row.
+pub fn store(shape: Shape, sums: &Sums, n: usize, out: &mut [f32], out_stride: usize, at: usize) {
+    transpose(&sums[..n * shape.pixels()], shape.pixels(), 0, n, shape.pixels(), &mut out[at..], out_stride);
+}
+
 /// What the kernel reads, as pointers (bounds checked by `sums`).
 #[cfg(target_arch = "x86_64")]
 struct Args {
     data: *const f32,
-    x: [usize; V],
+    /// Per register of pixels (those past the shape's `v` unused).
+    x: [usize; 4],
     pw: usize,
     ks: usize,
     cin: usize,
@@ -184,14 +219,15 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Args, GROUP, LANES, V};
+    use super::{Args, Sums, LANES, MAX_ACC};
     use std::arch::x86_64::*;
 
     /// `N` channels x `V` registers of pixels: `N * V` accumulators in one flat array (so that
     /// they stay in registers), the chain over (tap, ci) in order.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn group<const N: usize>(a: Args, sums: &mut [[f32; LANES]; V * GROUP]) {
-        let mut c = [_mm512_setzero_ps(); V * GROUP];
+    pub(super) unsafe fn group<const N: usize, const V: usize>(a: Args, sums: &mut Sums) {
+        debug_assert!(N * V <= MAX_ACC);
+        let mut c = [_mm512_setzero_ps(); MAX_ACC];
         let row = a.cin * a.pw;
         for ky in 0..a.ks {
             for kx in 0..a.ks {
@@ -203,14 +239,14 @@ mod avx512 {
                     for j in 0..N {
                         let wj = _mm512_set1_ps(*w.add(j));
                         for v in 0..V {
-                            c[v * GROUP + j] = _mm512_fmadd_ps(xs[v], wj, c[v * GROUP + j]);
+                            c[j * V + v] = _mm512_fmadd_ps(xs[v], wj, c[j * V + v]);
                         }
                     }
                 }
             }
         }
-        for (s, v) in sums.iter_mut().zip(c) {
-            _mm512_storeu_ps(s.as_mut_ptr(), v);
+        for (i, v) in c.iter().enumerate().take(N * V) {
+            _mm512_storeu_ps(sums.as_mut_ptr().add(i * LANES), *v);
         }
     }
 }
