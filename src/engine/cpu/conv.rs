@@ -18,7 +18,7 @@ const MIN_MACS_PER_PART: usize = 1 << 15;
 const PARTS_PER_THREAD: usize = 4;
 /// Convs with at most this many output channels run with pixels across the vector lanes
 /// (`narrow`) where the kernel allows: up to two of its channel groups.
-const NARROW_MAX_COUT: usize = 2 * narrow::FEW_OUTPUTS.group;
+const NARROW_MAX_COUT: usize = 12;
 /// 3x3 convs with fewer input channels than this (and output channels in 8s) too: their taps
 /// are too short for the GEMM kernels' per-tap setup.
 const NARROW_BELOW_CIN: usize = 16;
@@ -44,8 +44,8 @@ pub struct PackedConv {
     packed: Vec<f32>,
     bias: Vec<f32>,
     edge: Option<Vec<f32>>,
-    /// Run by `narrow` in calls of this shape (AVX-512, and few output channels or few
-    /// input channels) where the image's shape fits.
+    /// Run by `narrow` in calls of this shape (AVX2 or AVX-512, and few output channels or
+    /// few input channels) where the image's shape fits.
     narrow: Option<narrow::Shape>,
 }
 
@@ -58,10 +58,12 @@ impl PackedConv {
         let pad = |v: &[f32]| -> Vec<f32> {
             v.chunks_exact(conv.cout).flat_map(|row| row.iter().copied().chain(std::iter::repeat(0.0)).take(blocks * NR)).collect()
         };
-        let narrow = match kernel.has_avx512() {
-            true if conv.cout <= NARROW_MAX_COUT => Some(narrow::FEW_OUTPUTS),
-            true if conv.ksize > 1 && conv.cin < NARROW_BELOW_CIN && conv.cout.is_multiple_of(narrow::FEW_INPUTS.group) => Some(narrow::FEW_INPUTS),
-            _ => None,
+        let narrow = if conv.cout <= NARROW_MAX_COUT {
+            narrow::few_outputs(kernel)
+        } else if conv.ksize > 1 && conv.cin < NARROW_BELOW_CIN {
+            narrow::few_inputs(kernel).filter(|shape| conv.cout.is_multiple_of(shape.group))
+        } else {
+            None
         };
         PackedConv { conv: conv.clone(), kernel, packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad), narrow }
     }
@@ -102,7 +104,7 @@ impl PackedConv {
     /// `pixels` starts and ends at a multiple of the shape's pixels.
     fn run_narrow(&self, shape: narrow::Shape, g: Geometry, planes: &Planes, pixels: std::ops::Range<usize>, out: &mut [f32]) {
         let c = &self.conv;
-        let mut sums: narrow::Sums = [0.0; narrow::MAX_ACC * narrow::LANES];
+        let mut sums: narrow::Sums = [0.0; narrow::MAX_ACC * narrow::MAX_LANES];
         for m0 in pixels.clone().step_by(shape.pixels()) {
             let rows = &mut out[(m0 - pixels.start) * g.out_stride..];
             for co0 in (0..c.cout).step_by(shape.group) {
@@ -258,20 +260,18 @@ mod tests {
         assert_eq!(out, one);
     }
 
-    /// The narrow convs (pixels across AVX-512 lanes) give the GEMM kernels' bits: a 3x3
-    /// conv with 11 output channels (two channel groups, the second partial), edge table and
-    /// relu, a 1x1 conv with 6, and a 3x3 conv from 6 input channels to 24 (the few-inputs
-    /// shape: three groups of 8 through the transpose), on 2 images of 4 x 16 with strided,
-    /// offset input and output, on 1 and 2 threads, against the AVX2 kernel (which never runs
-    /// narrow).
+    /// The narrow convs (pixels across the lanes, AVX2 and AVX-512) give the GEMM kernels'
+    /// bits: a 3x3 conv with 11 output channels (two channel groups, the second partial),
+    /// edge table and relu, a 1x1 conv with 6, and a 3x3 conv from 6 input channels to 24
+    /// (the few-inputs shape: three groups of 8 through the transpose), on 2 images of 4 x 16
+    /// with strided, offset input and output, on 1 and 2 threads, against the AVX2 GEMM kernel.
     #[test]
     fn narrow_convs_give_the_gemm_bits() {
-        let available = Kernel::available();
-        let Some(&wide) = available.iter().find(|k| k.has_avx512()) else {
-            eprintln!("skipped: this CPU has no AVX-512");
+        let narrowed: Vec<Kernel> = Kernel::available().into_iter().filter(|&k| narrow::few_outputs(k).is_some()).collect();
+        let Some(&gemm) = narrowed.first() else {
+            eprintln!("skipped: this CPU has no AVX2");
             return;
         };
-        let gemm = available[1];
         let val = |i: usize| ((i * 7919 % 997) as f32 / 498.0 - 1.0) * 0.7;
         for (ksize, cin, cout, edge) in [(3, 13, 11, true), (1, 13, 6, false), (3, 6, 24, true)] {
             let conv = Conv {
@@ -285,19 +285,25 @@ mod tests {
                 out_scale: None,
             };
             let g = Geometry { batch: 2, h: 4, w: 16, in_stride: cin + 2, in_offset: 1, out_stride: cout + 3, out_offset: 2 };
-            assert!(narrow::FEW_OUTPUTS.fits(g) && narrow::FEW_INPUTS.fits(g));
             let input: Vec<f32> = (0..128 * g.in_stride).map(|i| val(i + 3)).collect();
-            let run = |kernel: Kernel, threads: usize| {
-                let p = PackedConv::new(&conv, kernel);
-                assert_eq!(p.narrow.is_some(), kernel.has_avx512());
+            let run = |kernel: Kernel, narrowed: bool, threads: usize| {
+                let mut p = PackedConv::new(&conv, kernel);
+                // The few-inputs shape is AVX-512's only.
+                assert_eq!(p.narrow.is_some(), cout <= NARROW_MAX_COUT || kernel.has_avx512(), "{}", kernel.name());
+                assert!(p.narrow.is_none_or(|shape| shape.fits(g)));
+                if !narrowed {
+                    p.narrow = None;
+                }
                 let mut out = vec![7.5f32; 128 * g.out_stride];
                 Threads::new(threads).call(|team| p.run(Ctx { team }, g, &input, &mut out));
                 out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
-            let want = run(gemm, 1);
+            let want = run(gemm, false, 1);
             assert!(want.iter().filter(|&&b| b == 7.5f32.to_bits()).count() == 128 * 3, "only the output channels are written");
-            for threads in [1, 2] {
-                assert_eq!(run(wide, threads), want, "{ksize}x{ksize} conv, {threads} threads");
+            for &kernel in &narrowed {
+                for threads in [1, 2] {
+                    assert_eq!(run(kernel, true, threads), want, "{}: {ksize}x{ksize} conv, {threads} threads", kernel.name());
+                }
             }
         }
     }

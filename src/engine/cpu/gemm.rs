@@ -63,6 +63,11 @@ impl Kernel {
         self.avx512
     }
 
+    /// Whether this kernel may run AVX2 and FMA code (only true where the CPU has them).
+    pub fn has_avx2(self) -> bool {
+        self.avx2_fma
+    }
+
     /// The kernel's name in `GLOW_CPU_KERNEL`.
     fn id(self) -> &'static str {
         match (self.avx2_fma, self.avx512) {

@@ -14,45 +14,63 @@
 //! 54 multiply-adds per output come in 9 taps of 6, each with its own row pointers. Here it is
 //! 8 output channels at a time, and the sums go to the output rows by the same 8x8 transpose.
 //!
-//! AVX-512 only (`Kernel::has_avx512`), for images whose width is a multiple of 16.
+//! With AVX-512, 16 pixels per register; with AVX2 (`Kernel::has_avx2`), 8, and half the
+//! accumulators (16 registers instead of 32), for the few-outputs shape only (`few_inputs`
+//! says why). For images whose width is a multiple of that.
 
 use super::gemm::Kernel;
 use crate::model::flow::Geometry;
 
-/// Pixels per register.
-pub const LANES: usize = 16;
-/// The kernel's accumulators at most: 24 of AVX-512's 32 registers, the rest for the inputs
-/// and the broadcast weight.
+/// Pixels per register at most (AVX-512).
+pub const MAX_LANES: usize = 16;
+/// The kernel's accumulators at most: 24 of AVX-512's 32 registers (12 of AVX2's 16), the rest
+/// for the inputs and the broadcast weight.
 pub const MAX_ACC: usize = 24;
 
-/// How a conv is cut into calls of the kernel: `v` registers of pixels (`v * LANES` pixels in
-/// raster order) x `group` output channels.
+/// How a conv is cut into calls of the kernel: `v` registers of `lanes` pixels (`v * lanes`
+/// pixels in raster order) x `group` output channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
+    pub lanes: usize,
     pub v: usize,
     pub group: usize,
 }
 
-/// Few output channels (at most `2 * group`): two rows of a 32-wide image x 6 channels.
-pub const FEW_OUTPUTS: Shape = Shape { v: 4, group: 6 };
-/// Few input channels, output channels in 8s: one row of a 32-wide image x 8 channels (whole
-/// 8x8 blocks for the transpose to the output rows).
-pub const FEW_INPUTS: Shape = Shape { v: 2, group: 8 };
+/// The shape for convs with few output channels (at most `2 * group`) that `kernel` runs, if
+/// any: 6 channels x two rows of a 32-wide image (AVX-512) or a 16-pixel half row (AVX2).
+pub fn few_outputs(kernel: Kernel) -> Option<Shape> {
+    if kernel.has_avx512() {
+        Some(Shape { lanes: 16, v: 4, group: 6 })
+    } else if kernel.has_avx2() {
+        Some(Shape { lanes: 8, v: 2, group: 6 })
+    } else {
+        None
+    }
+}
+
+/// The shape for 3x3 convs with few input channels and output channels in 8s, if `kernel`
+/// runs one: 8 channels (whole 8x8 blocks for the transpose to the output rows) x one row of a
+/// 32-wide image. AVX-512 only: with AVX2's 16 registers it would be 8 channels x 8 pixels,
+/// one load and 8 broadcasts per 8 FMAs, and it measured slower than the GEMM kernel there
+/// (0.60-0.74 of the 1x1 conv's time against 0.65).
+pub fn few_inputs(kernel: Kernel) -> Option<Shape> {
+    kernel.has_avx512().then_some(Shape { lanes: 16, v: 2, group: 8 })
+}
 
 impl Shape {
     /// Pixels per call.
     pub fn pixels(self) -> usize {
-        self.v * LANES
+        self.v * self.lanes
     }
 
     /// Whether `run` can do a conv of this geometry with this shape.
     pub fn fits(self, g: Geometry) -> bool {
-        g.w.is_multiple_of(LANES) && (g.h * g.w).is_multiple_of(self.pixels())
+        g.w.is_multiple_of(self.lanes) && (g.h * g.w).is_multiple_of(self.pixels())
     }
 }
 
-/// The sums of one call: `[channel][pixel]`, `shape.v * LANES` pixels per channel.
-pub type Sums = [f32; MAX_ACC * LANES];
+/// The sums of one call: `[channel][pixel]`, `shape.pixels()` pixels per channel.
+pub type Sums = [f32; MAX_ACC * MAX_LANES];
 
 /// The input of one conv as `[b][yy][ci][xx]`: each padded row of the image (`rad` zero
 /// rows above and below) as one row of `w + 2 rad` values per input channel (zeros at the
@@ -119,33 +137,43 @@ fn transpose(src: &[f32], src_stride: usize, offset: usize, w: usize, cin: usize
 /// The sums of `shape.pixels()` output pixels (raster order from pixel `m0`, all in one image)
 /// for output channels `co0..co0 + n` (`n <= shape.group`), for a `ks x ks` conv with weights
 /// `w[(tap * cin + ci) * cout + co]`: `sums[j * shape.pixels() + p]` is pixel `m0 + p`,
-/// channel `co0 + j`. `kernel` must have AVX-512 and `shape.fits(g)` must hold.
+/// channel `co0 + j`. `shape` must be `few_outputs(kernel)` or `few_inputs(kernel)`, and
+/// `shape.fits(g)` must hold.
 #[allow(clippy::too_many_arguments)] // the conv's shape, spelled out
 pub fn sums(kernel: Kernel, shape: Shape, planes: &Planes, g: Geometry, ks: usize, cin: usize, w: &[f32], cout: usize, m0: usize, co0: usize, n: usize, sums: &mut Sums) {
-    assert!(kernel.has_avx512() && shape.fits(g), "narrow convs need AVX-512 and a width of whole registers");
+    let ok = few_outputs(kernel) == Some(shape) || few_inputs(kernel) == Some(shape);
+    assert!(ok && shape.fits(g), "narrow convs need AVX2 or AVX-512, one of their shapes and a width of whole registers");
     // The top-left tap of each register's first pixel, in `planes.data`.
     let x: [usize; 4] = std::array::from_fn(|v| {
-        let m = m0 + v.min(shape.v - 1) * LANES;
+        let m = m0 + v.min(shape.v - 1) * shape.lanes;
         let (b, y, x) = (m / (g.h * g.w), (m / g.w) % g.h, m % g.w);
         (b * planes.ph + y) * cin * planes.pw + x
     });
-    let last = x.iter().max().copied().unwrap_or(0) + ((ks - 1) * cin + cin - 1) * planes.pw + ks - 1 + LANES;
+    let last = x.iter().max().copied().unwrap_or(0) + ((ks - 1) * cin + cin - 1) * planes.pw + ks - 1 + shape.lanes;
     assert!(last <= planes.data.len() && w.len() >= ks * ks * cin * cout && (1..=shape.group).contains(&n) && co0 + n <= cout);
     #[cfg(target_arch = "x86_64")]
     {
         let args = Args { data: planes.data.as_ptr(), x, pw: planes.pw, ks, cin, w: w[co0..].as_ptr(), cout };
-        // SAFETY (all arms): `has_avx512` is only true where the CPU has AVX-512F, and the
-        // `assert!` above bounds every read; every arm has at most MAX_ACC accumulators.
+        // SAFETY (all arms): the shape is one of `kernel`'s, so 16 lanes only where
+        // `has_avx512` (the CPU has AVX-512F) and 8 only where `has_avx2` (AVX2 and FMA); the
+        // `assert!` above bounds every read; every arm has at most MAX_ACC (AVX2: 12)
+        // accumulators.
         unsafe {
-            match (shape.v, n) {
-                (4, 1) => avx512::group::<1, 4>(args, sums),
-                (4, 2) => avx512::group::<2, 4>(args, sums),
-                (4, 3) => avx512::group::<3, 4>(args, sums),
-                (4, 4) => avx512::group::<4, 4>(args, sums),
-                (4, 5) => avx512::group::<5, 4>(args, sums),
-                (4, 6) => avx512::group::<6, 4>(args, sums),
-                (2, 8) => avx512::group::<8, 2>(args, sums),
-                _ => unreachable!("no kernel for {n} channels x {} registers", shape.v),
+            match (shape.lanes, shape.v, n) {
+                (16, 4, 1) => avx512::group::<1, 4>(args, sums),
+                (16, 4, 2) => avx512::group::<2, 4>(args, sums),
+                (16, 4, 3) => avx512::group::<3, 4>(args, sums),
+                (16, 4, 4) => avx512::group::<4, 4>(args, sums),
+                (16, 4, 5) => avx512::group::<5, 4>(args, sums),
+                (16, 4, 6) => avx512::group::<6, 4>(args, sums),
+                (16, 2, 8) => avx512::group::<8, 2>(args, sums),
+                (8, 2, 1) => avx2::group::<1, 2>(args, sums),
+                (8, 2, 2) => avx2::group::<2, 2>(args, sums),
+                (8, 2, 3) => avx2::group::<3, 2>(args, sums),
+                (8, 2, 4) => avx2::group::<4, 2>(args, sums),
+                (8, 2, 5) => avx2::group::<5, 2>(args, sums),
+                (8, 2, 6) => avx2::group::<6, 2>(args, sums),
+                _ => unreachable!("no kernel for {n} channels x {} registers of {}", shape.v, shape.lanes),
             }
         }
     }
@@ -178,7 +206,38 @@ struct Args {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::{Args, Sums};
     use std::arch::x86_64::*;
+
+    /// Accumulators at most: 12 of AVX2's 16 registers.
+    const MAX_ACC: usize = 12;
+
+    /// As `avx512::group`, 8 pixels per register.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn group<const N: usize, const V: usize>(a: Args, sums: &mut Sums) {
+        debug_assert!(N * V <= MAX_ACC);
+        let mut c = [_mm256_setzero_ps(); MAX_ACC];
+        let row = a.cin * a.pw;
+        for ky in 0..a.ks {
+            for kx in 0..a.ks {
+                let tap = ky * a.ks + kx;
+                let at = ky * row + kx;
+                for ci in 0..a.cin {
+                    let xs: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(a.data.add(a.x[v] + at + ci * a.pw)));
+                    let w = a.w.add((tap * a.cin + ci) * a.cout);
+                    for j in 0..N {
+                        let wj = _mm256_set1_ps(*w.add(j));
+                        for v in 0..V {
+                            c[j * V + v] = _mm256_fmadd_ps(xs[v], wj, c[j * V + v]);
+                        }
+                    }
+                }
+            }
+        }
+        for (i, v) in c.iter().enumerate().take(N * V) {
+            _mm256_storeu_ps(sums.as_mut_ptr().add(i * 8), *v);
+        }
+    }
 
     /// `transpose` in 8 x 8 blocks held in registers (unpack, shuffle, swap halves).
     #[target_feature(enable = "avx2")]
@@ -219,11 +278,12 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Args, Sums, LANES, MAX_ACC};
+    use super::{Args, Sums, MAX_ACC};
     use std::arch::x86_64::*;
 
-    /// `N` channels x `V` registers of pixels: `N * V` accumulators in one flat array (so that
-    /// they stay in registers), the chain over (tap, ci) in order.
+    /// `N` channels x `V` registers of 16 pixels: `N * V` accumulators in one flat array (so
+    /// that they stay in registers), the chain over (tap, ci) in order; accumulator
+    /// `j * V + v` to `sums[(j * V + v) * 16..]`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn group<const N: usize, const V: usize>(a: Args, sums: &mut Sums) {
         debug_assert!(N * V <= MAX_ACC);
@@ -246,7 +306,7 @@ mod avx512 {
             }
         }
         for (i, v) in c.iter().enumerate().take(N * V) {
-            _mm512_storeu_ps(sums.as_mut_ptr().add(i * LANES), *v);
+            _mm512_storeu_ps(sums.as_mut_ptr().add(i * 16), *v);
         }
     }
 }
