@@ -1,9 +1,10 @@
 //! The fast CPU engine: the same computation as the reference, with f32 accumulation and
 //! convs as a register-blocked GEMM (`gemm`: 4 pixels x 8 output channels per micro-tile,
 //! weights packed once at load so the inner loop reads 8 contiguous weights per 32
-//! multiply-adds; AVX2 + FMA where the CPU has them). Natively each conv is split by output
-//! pixels over a pool of threads (`threads`), with bit-identical results for any thread
-//! count; in wasm it runs on one thread. Used in the browser where there is no WebGPU or
+//! multiply-adds; AVX2 + FMA or AVX-512 where the CPU has them; `narrow` for convs with few
+//! output or input channels). Natively each conv is split by output pixels over a pool of
+//! threads (`threads`), with bit-identical results for any thread count; in wasm on one
+//! thread, or on several in the threaded build. Used in the browser where there is no WebGPU or
 //! only a software fallback adapter; tested against the reference and the PyTorch goldens.
 
 mod conv;

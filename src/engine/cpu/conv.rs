@@ -1,6 +1,8 @@
 //! One folded conv on the CPU: an indirection list of input rows per tile of pixels, the
 //! GEMM micro-kernel against weights packed once at load, then bias, edge-bias table and
-//! relu. Split by output pixels over the engine's threads.
+//! relu; or, for convs with few output or few input channels on AVX2 / AVX-512, the `narrow`
+//! kernel with pixels across the lanes (the same bits). Split by output pixels over the
+//! engine's threads.
 
 use super::gemm::{Kernel, MR, NR};
 use super::narrow::{self, Planes};

@@ -74,7 +74,7 @@ pub type Sums = [f32; MAX_ACC * MAX_LANES];
 
 /// The input of one conv as `[b][yy][ci][xx]`: each padded row of the image (`rad` zero
 /// rows above and below) as one row of `w + 2 rad` values per input channel (zeros at the
-/// sides), so that a tap of 16 neighbouring pixels of one channel is contiguous.
+/// sides), so that a tap of 8 or 16 neighbouring pixels of one channel is contiguous.
 pub struct Planes<'a> {
     pub data: &'a [f32],
     /// Values per channel row: `w + 2 rad`.
@@ -180,7 +180,7 @@ pub fn sums(kernel: Kernel, shape: Shape, planes: &Planes, g: Geometry, ks: usiz
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (x, sums);
-        unreachable!("only x86_64 kernels have AVX-512");
+        unreachable!("only x86_64 kernels have AVX2 or AVX-512");
     }
 }
 
