@@ -204,40 +204,48 @@ struct Args {
     cout: usize,
 }
 
+/// The kernel, `group::<N, V>`, for one instruction set: its target features, vector type,
+/// lanes, accumulators at most (of its 16 or 32 registers, the rest for the inputs and the
+/// broadcast weight) and intrinsics. `N` channels x `V` registers of pixels: `N * V`
+/// accumulators in one flat array (so that they stay in registers), the chain over (tap, ci)
+/// in order; accumulator `j * V + v` to `sums[(j * V + v) * lanes..]`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! kernel {
+    ($features:literal, $vec:ty, $lanes:literal, $max_acc:literal, $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn group<const N: usize, const V: usize>(a: Args, sums: &mut Sums) {
+            debug_assert!(N * V <= $max_acc);
+            let mut c = [$zero(); $max_acc];
+            let row = a.cin * a.pw;
+            for ky in 0..a.ks {
+                for kx in 0..a.ks {
+                    let tap = ky * a.ks + kx;
+                    let at = ky * row + kx;
+                    for ci in 0..a.cin {
+                        let xs: [$vec; V] = std::array::from_fn(|v| $load(a.data.add(a.x[v] + at + ci * a.pw)));
+                        let w = a.w.add((tap * a.cin + ci) * a.cout);
+                        for j in 0..N {
+                            let wj = $splat(*w.add(j));
+                            for v in 0..V {
+                                c[j * V + v] = $fma(xs[v], wj, c[j * V + v]);
+                            }
+                        }
+                    }
+                }
+            }
+            for (i, v) in c.iter().enumerate().take(N * V) {
+                $store(sums.as_mut_ptr().add(i * $lanes), *v);
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Args, Sums};
     use std::arch::x86_64::*;
 
-    /// Accumulators at most: 12 of AVX2's 16 registers.
-    const MAX_ACC: usize = 12;
-
-    /// As `avx512::group`, 8 pixels per register.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn group<const N: usize, const V: usize>(a: Args, sums: &mut Sums) {
-        debug_assert!(N * V <= MAX_ACC);
-        let mut c = [_mm256_setzero_ps(); MAX_ACC];
-        let row = a.cin * a.pw;
-        for ky in 0..a.ks {
-            for kx in 0..a.ks {
-                let tap = ky * a.ks + kx;
-                let at = ky * row + kx;
-                for ci in 0..a.cin {
-                    let xs: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(a.data.add(a.x[v] + at + ci * a.pw)));
-                    let w = a.w.add((tap * a.cin + ci) * a.cout);
-                    for j in 0..N {
-                        let wj = _mm256_set1_ps(*w.add(j));
-                        for v in 0..V {
-                            c[j * V + v] = _mm256_fmadd_ps(xs[v], wj, c[j * V + v]);
-                        }
-                    }
-                }
-            }
-        }
-        for (i, v) in c.iter().enumerate().take(N * V) {
-            _mm256_storeu_ps(sums.as_mut_ptr().add(i * 8), *v);
-        }
-    }
+    kernel!("avx2,fma", __m256, 8, 12, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
 
     /// `transpose` in 8 x 8 blocks held in registers (unpack, shuffle, swap halves).
     #[target_feature(enable = "avx2")]
@@ -278,37 +286,10 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Args, Sums, MAX_ACC};
+    use super::{Args, Sums};
     use std::arch::x86_64::*;
 
-    /// `N` channels x `V` registers of 16 pixels: `N * V` accumulators in one flat array (so
-    /// that they stay in registers), the chain over (tap, ci) in order; accumulator
-    /// `j * V + v` to `sums[(j * V + v) * 16..]`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn group<const N: usize, const V: usize>(a: Args, sums: &mut Sums) {
-        debug_assert!(N * V <= MAX_ACC);
-        let mut c = [_mm512_setzero_ps(); MAX_ACC];
-        let row = a.cin * a.pw;
-        for ky in 0..a.ks {
-            for kx in 0..a.ks {
-                let tap = ky * a.ks + kx;
-                let at = ky * row + kx;
-                for ci in 0..a.cin {
-                    let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(a.data.add(a.x[v] + at + ci * a.pw)));
-                    let w = a.w.add((tap * a.cin + ci) * a.cout);
-                    for j in 0..N {
-                        let wj = _mm512_set1_ps(*w.add(j));
-                        for v in 0..V {
-                            c[j * V + v] = _mm512_fmadd_ps(xs[v], wj, c[j * V + v]);
-                        }
-                    }
-                }
-            }
-        }
-        for (i, v) in c.iter().enumerate().take(N * V) {
-            _mm512_storeu_ps(sums.as_mut_ptr().add(i * 16), *v);
-        }
-    }
+    kernel!("avx512f", __m512, 16, 24, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
 }
 
 #[cfg(test)]
