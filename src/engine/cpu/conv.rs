@@ -18,9 +18,9 @@ const MIN_MACS_PER_PART: usize = 1 << 15;
 /// part per thread the whole conv would wait for its slow half. (2 threads, batch 1, median
 /// of four alternating runs: 37.5 ms per decode with 1 part per thread, 31.9 with 4.)
 const PARTS_PER_THREAD: usize = 4;
-/// Convs with at most this many output channels run with pixels across the vector lanes
-/// (`narrow`) where the kernel allows: up to two of its channel groups.
-const NARROW_MAX_COUT: usize = 12;
+/// Convs with at most this many of the narrow kernel's channel groups of output channels run
+/// with pixels across the vector lanes (`narrow`) where the kernel allows.
+const NARROW_MAX_GROUPS: usize = 2;
 /// 3x3 convs with fewer input channels than this (and output channels in 8s) too: their taps
 /// are too short for the GEMM kernels' per-tap setup.
 const NARROW_BELOW_CIN: usize = 16;
@@ -60,13 +60,8 @@ impl PackedConv {
         let pad = |v: &[f32]| -> Vec<f32> {
             v.chunks_exact(conv.cout).flat_map(|row| row.iter().copied().chain(std::iter::repeat(0.0)).take(blocks * NR)).collect()
         };
-        let narrow = if conv.cout <= NARROW_MAX_COUT {
-            narrow::few_outputs(kernel)
-        } else if conv.ksize > 1 && conv.cin < NARROW_BELOW_CIN {
-            narrow::few_inputs(kernel).filter(|shape| conv.cout.is_multiple_of(shape.group))
-        } else {
-            None
-        };
+        let few_inputs = || narrow::few_inputs(kernel).filter(|s| conv.ksize > 1 && conv.cin < NARROW_BELOW_CIN && conv.cout.is_multiple_of(s.group));
+        let narrow = narrow::few_outputs(kernel).filter(|s| conv.cout <= NARROW_MAX_GROUPS * s.group).or_else(few_inputs);
         PackedConv { conv: conv.clone(), kernel, packed, bias: pad(&conv.bias), edge: conv.edge.as_deref().map(pad), narrow }
     }
 
@@ -291,7 +286,7 @@ mod tests {
             let run = |kernel: Kernel, narrowed: bool, threads: usize| {
                 let mut p = PackedConv::new(&conv, kernel);
                 // The few-inputs shape is AVX-512's only.
-                assert_eq!(p.narrow.is_some(), cout <= NARROW_MAX_COUT || kernel.has_avx512(), "{}", kernel.name());
+                assert_eq!(p.narrow.is_some(), cout <= 12 || kernel.has_avx512(), "{}", kernel.name());
                 assert!(p.narrow.is_none_or(|shape| shape.fits(g)));
                 if !narrowed {
                     p.narrow = None;
