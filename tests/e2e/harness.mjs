@@ -180,12 +180,21 @@ export async function canvasStats(page, selector, host = null) {
 export const renders = (page, sel) => page.evaluate((s) => Number(document.querySelector(s).dataset.renders || 0), sel);
 
 export async function waitRenders(page, sel, above) {
-  await page.waitForFunction(([s, n]) => Number(document.querySelector(s).dataset.renders || 0) > n, [sel, above], { timeout: WAIT });
+  try {
+    await page.waitForFunction(([s, n]) => Number(document.querySelector(s).dataset.renders || 0) > n, [sel, above], { timeout: WAIT });
+  } catch (e) {
+    throw new Error(`${sel} was not drawn again (still ${await renders(page, sel).catch(() => '?')} renders, ${above} before): ${e.message}`);
+  }
 }
 
 /** Waits until no engine call or render is under way (glow-face.js counts them). */
 export async function idle(page) {
-  await page.waitForFunction(() => (document.documentElement.dataset.glowBusy || '0') === '0', null, { timeout: WAIT, polling: 100 });
+  try {
+    await page.waitForFunction(() => (document.documentElement.dataset.glowBusy || '0') === '0', null, { timeout: WAIT, polling: 100 });
+  } catch (e) {
+    const busy = await page.evaluate(() => document.documentElement.dataset.glowBusy).catch(() => '?');
+    throw new Error(`the page never became idle (${busy} engine calls still under way): ${e.message}`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

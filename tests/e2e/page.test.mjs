@@ -70,7 +70,10 @@ async function main() {
     args: [...BASE_ARGS, ...GPU_ARGS],
   });
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
+    // Reduced motion, which the page honours: its scrolls to a section are then instant. A
+    // smooth one still under way could otherwise carry the view away from a slider the test
+    // has just scrolled to, and the editor draws only what is on screen (a flaky failure).
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1, reducedMotion: 'reduce' });
     const page = await context.newPage();
     watch(page, origin, log);
     let first = null;
@@ -461,6 +464,7 @@ async function main() {
       await idle(page);
       const before = await canvasStats(page, '#edit-out');
       const n = await renders(page, '#edit-out');
+      await page.locator('#attrs .attr input').first().scrollIntoViewIfNeeded();
       const name = await page.$eval('#attrs .attr input', (el) => { el.value = '2'; el.dispatchEvent(new Event('input')); return el.id; });
       await waitRenders(page, '#edit-out', n);
       const after = await canvasStats(page, '#edit-out');
@@ -503,6 +507,7 @@ async function main() {
       await idle(page);
       const before = await canvasStats(page, '#edit-out');
       const n = await renders(page, '#edit-out');
+      await page.locator('#custom-attrs .attr input').scrollIntoViewIfNeeded();
       await page.$eval('#custom-attrs .attr input', (el) => { el.value = '2'; el.dispatchEvent(new Event('input')); });
       await waitRenders(page, '#edit-out', n);
       const after = await canvasStats(page, '#edit-out');

@@ -82,6 +82,9 @@ export function mount({ store }) {
     clearError('edit');
     try {
       const eps = amounts.some((a) => a !== 0) ? await client.manipulate(face.eps, amounts) : face.eps;
+      // A newer render began meanwhile: its decode must not be superseded by this older one
+      // (a render with no amounts skips `manipulate` and can overtake one that waited on it).
+      if (my !== gen) return;
       const rgba = await busy(client.decode(eps, 1, { key: 'edit', priority: 1 }));
       if (my !== gen || store.state.client !== client) return;
       drawImage(canvas('edit-out'), rgba, width, height);

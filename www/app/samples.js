@@ -4,7 +4,7 @@
 // + / − mark it for a taught direction.
 
 import { drawImage } from '../glow/client.js';
-import { $, input, el, bump, busy, showError, clearError, faceCanvas } from './ui.js';
+import { $, input, el, bump, busy, showError, clearError, faceCanvas, scrollToSection } from './ui.js';
 
 /** @typedef {import('./store.js').Store} Store */
 /** @typedef {import('./store.js').Face} Face */
@@ -42,7 +42,7 @@ export function mount({ store }) {
       const pick = () => {
         store.set({ current: { kind: 'grid', index: i } });
         const editor = $('edit');
-        if (!editor.hidden) editor.scrollIntoView({ behavior: 'smooth', block: 'start' });
+        if (!editor.hidden) scrollToSection(editor);
       };
       c.addEventListener('click', pick);
       c.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(); } });

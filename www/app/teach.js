@@ -3,7 +3,7 @@
 // difference of their mean latents, which becomes a slider in the editor.
 
 import { drawImage } from '../glow/client.js';
-import { $, input, button, faceCanvas, showError, clearError } from './ui.js';
+import { $, input, button, faceCanvas, showError, clearError, scrollToSection } from './ui.js';
 
 /** @typedef {import('./store.js').Store} Store */
 /** @typedef {import('./store.js').Face} Face */
@@ -42,7 +42,7 @@ export function mount({ store }) {
       const more = new Float32Array(r.attributeNames.length);
       more.set(amounts);
       store.set({ attributeNames: r.attributeNames.slice(), amounts: more });
-      $('edit').scrollIntoView({ behavior: 'smooth', block: 'start' });
+      scrollToSection($('edit'));
     } catch (e) {
       showError('teach', e);
     }

@@ -116,6 +116,16 @@ export function whenVisible(section, run) {
   };
 }
 
+/**
+ * Scrolls a section to the top of the screen: smoothly, unless the visitor asked the system
+ * for reduced motion (then at once, as every scroll should be for them).
+ * @param {Element} section
+ */
+export function scrollToSection(section) {
+  const reduce = matchMedia('(prefers-reduced-motion: reduce)').matches;
+  section.scrollIntoView({ behavior: reduce ? 'auto' : 'smooth', block: 'start' });
+}
+
 /** A canvas of the model's size for a face. */
 export function faceCanvas(/** @type {number} */ w, /** @type {number} */ h, cls = 'pix') {
   const c = el('canvas', { class: cls });

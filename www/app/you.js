@@ -4,7 +4,7 @@
 // bits/dim with a scale that says what the number means.
 
 import { drawImage, isSuperseded } from '../glow/client.js';
-import { $, el, input, canvas, button, busy, bump, showError, clearError } from './ui.js';
+import { $, el, input, canvas, button, busy, bump, showError, clearError, scrollToSection } from './ui.js';
 
 /** @typedef {import('./store.js').Store} Store */
 
@@ -396,7 +396,7 @@ export function mount({ store }) {
   input('invert').addEventListener('change', encode);
   $('you-edit').addEventListener('click', () => {
     store.set({ current: { kind: 'you' } });
-    if (!$('edit').hidden) $('edit').scrollIntoView({ behavior: 'smooth', block: 'start' });
+    if (!$('edit').hidden) scrollToSection($('edit'));
   });
   $('you-a').addEventListener('click', () => store.set({ a: { kind: 'you' } }));
   $('you-b').addEventListener('click', () => store.set({ b: { kind: 'you' } }));
