@@ -494,10 +494,17 @@ mod cli {
         Ok(())
     }
 
-    fn stats(mut v: Vec<f64>) -> serde_json::Value {
+    /// The value at quantile `q` of `v` (nearest rank; for an even count the median is the
+    /// upper of the middle two, one rule for every figure the CLI prints).
+    fn quantile(v: &[f64], q: f64) -> f64 {
+        let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
-        let pick = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        serde_json::json!({"median_ms": pick(0.5), "p90_ms": pick(0.9), "min_ms": v[0], "runs": v.len()})
+        v.get(((v.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN)
+    }
+
+    fn stats(v: Vec<f64>) -> serde_json::Value {
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        serde_json::json!({"median_ms": quantile(&v, 0.5), "p90_ms": quantile(&v, 0.9), "min_ms": min, "runs": v.len()})
     }
 
     /// Times `decode` and `encode` (of `batch` images) on each session, after two warm-up
@@ -652,11 +659,7 @@ mod cli {
         let (dec_cold, dec) = time(&|| pollster::block_on(s.decode(&eps, b, &temps, false)).map(|_| ()))?;
         let rgba = pollster::block_on(s.decode(&eps, b, &temps, false))?;
         let (enc_cold, enc) = time(&|| pollster::block_on(s.encode(&rgba, b)).map(|_| ()))?;
-        let med = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let med = |v: &[f64]| quantile(v, 0.5);
         let gflops = |ms: f64| flop * b as f64 / (ms * 1e-3) / 1e9;
         let gpu = s.engine().gpu();
         let (encode_dispatches, decode_dispatches) = gpu.map_or((0, 0), |g| g.dispatch_counts());
@@ -754,11 +757,7 @@ mod cli {
             for _ in 0..bench {
                 runs.push(run()?.2);
             }
-            let med = |k: Option<usize>| {
-                let mut v: Vec<f64> = runs.iter().map(|r| k.map_or(r.iter().sum(), |k| r[k])).collect();
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
+            let med = |k: Option<usize>| quantile(&runs.iter().map(|r| k.map_or(r.iter().sum(), |k| r[k])).collect::<Vec<f64>>(), 0.5);
             j["bench"] = serde_json::json!({"runs": bench, "median_ms": {"pyramid": med(Some(0)), "detect": med(Some(1)),
                 "landmarks": med(Some(2)), "crop": med(Some(3)), "total": med(None)},
                 "note": "one thread; decode not included; every face's landmarks, the best face's crop"});
