@@ -81,19 +81,14 @@ impl PackedConv {
         let parts = wanted.min(macs / MIN_MACS_PER_PART).min(units).max(1);
         let rows = units.div_ceil(parts) * unit;
         let out = &mut out[..total * g.out_stride];
+        let pixels = |first: usize| first..(first + rows).min(total);
         if let Some(shape) = narrow {
             PLANES.with_borrow_mut(|buf| {
                 let planes = Planes::new(x.team, g, input, c.cin, c.ksize / 2, buf);
-                x.team.split_rows(out, g.out_stride, rows, |first, part| {
-                    let end = (first + rows).min(total);
-                    self.run_narrow(shape, g, &planes, first..end, part)
-                });
+                x.team.split_rows(out, g.out_stride, rows, |first, part| self.run_narrow(shape, g, &planes, pixels(first), part));
             });
         } else {
-            x.team.split_rows(out, g.out_stride, rows, |first, part| {
-                let end = (first + rows).min(total);
-                self.run_part(g, input, first..end, part)
-            });
+            x.team.split_rows(out, g.out_stride, rows, |first, part| self.run_part(g, input, pixels(first), part));
         }
     }
 

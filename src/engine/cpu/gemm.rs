@@ -403,7 +403,7 @@ mod avx512 {
         // once compiled out of line (after an unrelated change in its caller), which kept the
         // accumulators in memory through the whole loop above: the kernel ran 2x slower.
         let mut sums = [[0f32; 2 * NR]; 16];
-        for (s, v) in sums.iter_mut().zip(c) {
+        for (s, v) in sums.iter_mut().zip(c).take(T * P * MR) {
             // SAFETY: `s` is 16 floats, one unaligned 512-bit store.
             unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) };
         }
