@@ -106,6 +106,10 @@ case "${1:-}" in
     npx --no-install eslint .
     echo "== native tests (lavapipe and the CPU engine)"
     cargo test
+    echo "== the prepared real-GPU run, quick, on this machine's adapter (bench/device.sh)"
+    device_out=$(mktemp -d)
+    OUT="$device_out" bash bench/device.sh --quick
+    if grep -q "failed" "$device_out/summary.txt"; then echo "bench/device.sh --quick: a bench failed (above)"; exit 1; fi
     echo "== browser tests (headless Chromium WebGPU)"
     CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=600 \
       wasm-pack test --headless --chrome
