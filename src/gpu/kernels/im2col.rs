@@ -26,9 +26,9 @@ impl Kernel for Im2col {
 }
 
 impl Im2col {
-    /// One thread per (pixel, tap).
+    /// One thread per pixel.
     pub fn groups(&self, p: &Conv2dParams) -> (u32, u32, u32) {
-        elementwise_groups((p.m * 9) as usize)
+        elementwise_groups(p.m as usize)
     }
 }
 
