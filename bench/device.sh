@@ -32,16 +32,17 @@ log "machine: $(uname -srm), $(nproc) cores; $(nvidia-smi --query-gpu=name,drive
 # Which wgpu backend reaches a hardware adapter: the default (Vulkan first), else GL.
 # (An empty WGPU_BACKEND would ask wgpu for no backend at all: set it only when named.)
 probe() { env ${1:+WGPU_BACKEND=$1} timeout 120 "$GLOW" bench --model models/mnist-32x32-small --backend gpu --batch 1 --runs 1 2>/dev/null | grep -m1 '"adapter"'; }
+# BACKENDS: default or gl (a hardware adapter through that backend), or software (none found:
+# the default backend's software adapter is measured).
 BACKENDS=""
-HARDWARE=""   # set when wgpu found a hardware adapter
 default=$(probe "" || true)
 log "default adapter: ${default:-none}"
 if [ -n "$default" ] && ! echo "$default" | grep -q 'Cpu'; then
-  BACKENDS="default"; HARDWARE=1
+  BACKENDS="default"
 else
   gl=$(probe gl || true)
   log "GL adapter: ${gl:-none}"
-  if [ -n "$gl" ] && ! echo "$gl" | grep -q 'Cpu'; then BACKENDS="gl"; HARDWARE=1; else BACKENDS="default"; log "no hardware adapter: measuring the software one"; fi
+  if [ -n "$gl" ] && ! echo "$gl" | grep -q 'Cpu'; then BACKENDS="gl"; else BACKENDS="software"; log "no hardware adapter: measuring the software one"; fi
 fi
 
 # bench NAME MODEL_ARGS BATCH RUNS: one `glow bench` on the GPU and one on the CPU engine.
@@ -75,7 +76,7 @@ fi
 
 # The browser: Chromium's WebGPU on the real GPU (no SwiftShader flags), if all is there.
 # (Without a hardware adapter natively, Chromium without SwiftShader has none either: skipped.)
-if [ -z "$HARDWARE" ]; then
+if [ "$BACKENDS" = software ]; then
   log "browser bench skipped: no hardware adapter (the page's software-adapter figures come from bench/browser.mjs)"
 elif command -v chromium >/dev/null && [ -d node_modules/playwright-core ] && [ -f dist/bench.html ]; then
   if REAL_GPU=1 timeout 300 node bench/browser.mjs models/celeba-64x64-additive 5 1,16 webgpu,cpu >"$OUT/browser-celeba64.json" 2>"$OUT/browser.stderr"; then
